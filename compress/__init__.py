@@ -1,0 +1,1 @@
+"""Compression: knowledge distillation, structured pruning, quantization and recovery."""

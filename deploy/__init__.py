@@ -1,0 +1,1 @@
+"""Export, parity gates, TensorRT, edge bundles, benchmarking and the CI latency gate."""

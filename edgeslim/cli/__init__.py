@@ -1,0 +1,68 @@
+"""The ``edgeslim`` command: a thin layer over the API. Exit codes: 0 ok, 1 failure, 2 bad input."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Each name is a module edgeslim.cli.<name> with register(subparsers). A module that is not
+# there (a command still to come) is skipped, so adding a command never touches this file.
+COMMANDS = ("run", "validate", "info", "tune", "export", "deploy", "bench", "check", "models")
+
+EPILOG = """examples:
+  edgeslim run recipes/demo.yaml            run a recipe (finished stages are reused)
+  edgeslim run recipes/demo.yaml --resume   continue an interrupted run
+  edgeslim validate recipes/demo.yaml       check a recipe without running it
+  edgeslim info torchvision:resnet18 --image-size 224
+exit codes: 0 ok, 1 failure, 2 bad input"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgeslim", description="Compress, export, verify and benchmark "
+                                "PyTorch vision models for edge devices.", epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    from edgeslim import __version__
+
+    p.add_argument("--version", action="version", version=f"edgeslim {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            mod = importlib.import_module(f"edgeslim.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"edgeslim.cli.{name}":
+                raise
+            continue
+        mod.register(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from edgeslim.errors import EdgeslimError, RecipeError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except RecipeError as exc:
+        for line in exc.problems:
+            print(f"error: {line}", file=sys.stderr)
+        return exc.exit_code
+    except EdgeslimError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; finished stages are kept: rerun with --resume", file=sys.stderr)
+        return 130
+
+
+def add_quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the final result")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""The recipe: one YAML file naming a model, a data source, an ordered list of stages and run settings.
+
+Validated before anything runs; every problem becomes one line naming the file, the key path,
+what was given, what is valid, and a "did you mean" for close misspellings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, SerializeAsAny, ValidationError
+
+from edgeslim.config import Config
+from edgeslim.data.augment import AugmentSpec
+from edgeslim.errors import RecipeError, did_you_mean
+from edgeslim.stages.registry import StageConfig, get_stage, stage_names
+
+
+class ModelSpec(Config):
+    """``model:`` where the starting network comes from."""
+
+    source: str = Field("tinycnn", description="built-in name, torchvision:<name> or timm:<name>")
+    weights: str | None = Field(None, description="torchvision weights enum (DEFAULT, IMAGENET1K_V1), from the local cache")
+    checkpoint: str | None = Field(None, description="local .pt/.pth state dict or .safetensors")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="extra builder arguments")
+    head_init: Literal["default", "xavier", "kaiming"] = "default"
+
+
+class DataSpec(Config):
+    """``data:`` the images, their splits, preprocessing and augmentation."""
+
+    source: str = Field("digits", description="digits | imagefolder | cifar10 | synthetic")
+    root: str | None = None
+    image_size: int = Field(32, ge=8, le=1024)
+    channels: Literal[1, 3] = 3
+    classes: list[str] | None = Field(None, description="subset of class names, relabelled in this order")
+    val_fraction: float = Field(0.15, gt=0, lt=0.5)
+    test_fraction: float = Field(0.2, gt=0, lt=0.5)
+    train_per_class: int | None = Field(None, ge=1, description="cap on training images per class (few-shot)")
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    batch_size: int = Field(64, ge=1, description="evaluation batch size")
+    augment: AugmentSpec = Field(default_factory=AugmentSpec)
+    synthetic_classes: int = Field(4, ge=2, le=8)
+    synthetic_per_class: int = Field(64, ge=4)
+
+
+class RunSpec(Config):
+    """``run:`` name, where outputs go, seed, threads."""
+
+    name: str = Field("run", pattern=r"^[A-Za-z0-9._-]+$")
+    output_dir: str = "runs"
+    seed: int = 0
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: all cores)")
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    latency_iters: int = Field(50, ge=5, description="iterations for each stage's latency_ms")
+
+
+class Recipe(Config):
+    run: RunSpec = Field(default_factory=RunSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    data: DataSpec = Field(default_factory=DataSpec)
+    stages: list[SerializeAsAny[StageConfig]] = Field(default_factory=list)
+    search: dict[str, Any] | None = Field(None, description="hyperparameter search space (edgeslim tune)")
+
+    def run_dir(self) -> Path:
+        return Path(self.run.output_dir) / self.run.name
+
+    def resolved(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Read and validate a recipe file; raise RecipeError with one line per problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError([f"recipe '{path}' does not exist; give the path to a .yaml recipe (see recipes/)"])
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise RecipeError([f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise RecipeError([f"{path}: not a text file ({exc.reason}); a recipe is UTF-8 YAML"]) from exc
+    if overrides:
+        raw = deep_merge(raw or {}, overrides)
+    return parse_recipe(raw, str(path))
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
+    if not isinstance(raw, dict):
+        raise RecipeError([f"{source}: a recipe is a YAML mapping with keys run, model, data, stages; got {type(raw).__name__}"])
+    problems: list[str] = []
+    base = {k: v for k, v in raw.items() if k != "stages"}
+    try:
+        recipe = Recipe.model_validate(base)
+    except ValidationError as exc:
+        problems += [f"{source}: {p}" for p in format_validation(exc, Recipe)]
+        recipe = None
+    stages_raw = raw.get("stages") or []
+    typed: list[StageConfig] = []
+    if not isinstance(stages_raw, list):
+        problems.append(f"{source}: stages: must be a list of '- stage: NAME' items; given {type(stages_raw).__name__}")
+        stages_raw = []
+    for i, item in enumerate(stages_raw):
+        cfg = _parse_stage(item, i, source, problems)
+        if cfg is not None:
+            typed.append(cfg)
+    if problems:
+        raise RecipeError(problems)
+    assert recipe is not None
+    recipe.stages = typed
+    return recipe
+
+
+def _parse_stage(item: Any, i: int, source: str, problems: list[str]) -> StageConfig | None:
+    where = f"{source}: stages[{i}]"
+    if not isinstance(item, dict) or "stage" not in item:
+        problems.append(f"{where}: each stage is a mapping with 'stage: NAME'; valid names: {', '.join(stage_names())}")
+        return None
+    name = str(item["stage"])
+    if name not in stage_names():
+        problems.append(f"{where}.stage: unknown stage '{name}'{did_you_mean(name, stage_names())}; "
+                        f"valid: {', '.join(stage_names())}")
+        return None
+    cls = get_stage(name).config_cls
+    try:
+        return cls.model_validate(item)
+    except ValidationError as exc:
+        problems += [f"{where}.{p}" for p in format_validation(exc, cls)]
+        return None
+
+
+def format_validation(exc: ValidationError, root: type[Config]) -> list[str]:
+    """One line per pydantic error: key path, what was given, what is valid."""
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        path = ".".join(loc) or "(top)"
+        given = err.get("input")
+        if err["type"] == "extra_forbidden":
+            valid = _fields_at(root, loc[:-1])
+            lines.append(f"{path}: unknown key '{loc[-1]}'{did_you_mean(loc[-1], valid)}; valid keys: {', '.join(valid)}")
+        elif err["type"] == "missing":
+            lines.append(f"{path}: required key is missing")
+        else:
+            shown = repr(given) if not isinstance(given, dict) else "a mapping"
+            lines.append(f"{path}: {err['msg']}; given {shown[:80]}")
+    return lines
+
+
+def _fields_at(cls: Any, loc: list[str]) -> list[str]:
+    """The valid keys of the config class found by walking ``loc`` from ``cls``."""
+    for part in loc:
+        fields = getattr(cls, "model_fields", {})
+        if part not in fields:
+            return sorted(fields)
+        ann = fields[part].annotation
+        cls = next((a for a in getattr(ann, "__args__", (ann,)) if hasattr(a, "model_fields")), ann)
+    return sorted(getattr(cls, "model_fields", {}))

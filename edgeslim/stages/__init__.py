@@ -1,0 +1,1 @@
+"""Stages: registry, context, and the built-in stages."""

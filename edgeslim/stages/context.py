@@ -1,0 +1,117 @@
+"""What a stage receives (StageContext) and what it returns (StageOutput)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from edgeslim.data.bundle import DataBundle
+    from edgeslim.progress import Reporter
+    from edgeslim.recipe import DataSpec, Recipe
+
+
+@dataclass
+class StageRecord:
+    """A completed (or failed) stage as written in run.json."""
+
+    index: int
+    name: str
+    dir: Path
+    status: str = "pending"
+    key: str = ""
+    wall_s: float = 0.0
+    metrics: dict[str, Any] = field(default_factory=dict)
+    artifact: str | None = None  # file name inside dir: model.pt or model.onnx
+    model_file: str | None = None  # model.pt when the stage saved a torch model
+    onnx_file: str | None = None
+    class_names: list[str] | None = None
+    error: str | None = None
+
+    def to_json(self, run_dir: Path) -> dict[str, Any]:
+        rel = self.dir.relative_to(run_dir).as_posix() if self.dir.is_relative_to(run_dir) else str(self.dir)
+        return {
+            "index": self.index, "name": self.name, "dir": rel, "status": self.status, "key": self.key,
+            "wall_s": round(self.wall_s, 3), "artifact": f"{rel}/{self.artifact}" if self.artifact else None,
+            "model_file": self.model_file, "onnx_file": self.onnx_file, "class_names": self.class_names,
+            "metrics": self.metrics, "error": self.error,
+        }
+
+
+@dataclass
+class StageOutput:
+    """What a stage hands back to the runner.
+
+    model: a torch model (carrying its spec) to save as ``model.pt``; it becomes the current model.
+    onnx: path of an ONNX file written inside ``ctx.workdir``; it becomes the deployable artifact
+        and the standard metrics (accuracy, latency, size) are measured on it in onnxruntime.
+    metrics: stage-specific figures; the runner adds params, macs, size_bytes, test_accuracy and
+        latency_ms unless the stage set them (or ``measure`` is False).
+    """
+
+    model: nn.Module | None = None
+    onnx: Path | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    class_names: list[str] | None = None
+    data: DataSpec | None = None  # the data the model was trained/evaluated on, when not recipe.data
+    measure: bool = True
+
+
+@dataclass
+class StageContext:
+    recipe: Recipe
+    index: int
+    workdir: Path
+    run_dir: Path
+    seed: int
+    device: torch.device
+    reporter: Reporter
+    history: list[StageRecord]
+    model_path: Path | None = None  # model.pt of the last stage that saved a torch model
+    onnx_path: Path | None = None  # last ONNX artifact in the chain
+    class_names: list[str] | None = None  # classes the current model predicts
+    _model: Any = None
+
+    @property
+    def model(self) -> nn.Module | None:
+        """The current torch model (loaded on first use; stages may modify their copy)."""
+        if self._model is None and self.model_path is not None:
+            from edgeslim.models.serialize import load_model
+
+            self._model = load_model(self.model_path)
+        return self._model
+
+    def require_model(self, stage: str) -> nn.Module:
+        from edgeslim.errors import StageError
+
+        m = self.model
+        if m is None:
+            raise StageError(f"stage '{stage}' needs a torch model but no earlier stage produced one")
+        return m
+
+    def data(self, override: DataSpec | None = None) -> DataBundle:
+        from edgeslim.data import build_data
+
+        return build_data(override or self.recipe.data, self.recipe.run.seed)
+
+    def find(self, name: str) -> StageRecord | None:
+        """The latest completed earlier stage called ``name``."""
+        for rec in reversed(self.history):
+            if rec.name == name and rec.status == "completed":
+                return rec
+        return None
+
+    def load_model_of(self, rec: StageRecord) -> nn.Module:
+        from edgeslim.errors import StageError
+        from edgeslim.models.serialize import load_model
+
+        if not rec.model_file:
+            raise StageError(f"stage {rec.index:02d}-{rec.name} saved no torch model")
+        return load_model(rec.dir / rec.model_file)
+
+    def log(self, msg: str) -> None:
+        self.reporter.log(msg)

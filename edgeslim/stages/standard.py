@@ -1,0 +1,62 @@
+"""What the runner does after every stage: save the model, measure the standard metrics, write meta.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgeslim.fsutil import atomic_write_json
+from edgeslim.stages.context import StageContext, StageOutput, StageRecord
+
+STANDARD = ("params", "macs", "size_bytes", "test_accuracy", "latency_ms")
+
+
+def finish_stage(rec: StageRecord, out: StageOutput, ctx: StageContext, tmp: Path) -> None:
+    """Fill ``rec`` from ``out`` and write ``meta.json`` last (its presence marks completion)."""
+    from edgeslim.models.serialize import save_model
+
+    if out.model is not None:
+        save_model(out.model, tmp / "model.pt")
+        rec.model_file = rec.artifact = "model.pt"
+    if out.onnx is not None:
+        rec.onnx_file = rec.artifact = Path(out.onnx).relative_to(tmp).as_posix()
+    rec.class_names = out.class_names or ctx.class_names
+    metrics: dict[str, Any] = {}
+    if out.measure and (out.model is not None or out.onnx is not None):
+        metrics = standard_metrics(out, ctx, tmp)
+    metrics.update(out.metrics)
+    rec.metrics, rec.status = metrics, "completed"
+    meta = rec.to_json(ctx.run_dir)
+    meta["dir"] = rec.dir.name
+    atomic_write_json(tmp / "meta.json", meta)
+
+
+def standard_metrics(out: StageOutput, ctx: StageContext, tmp: Path) -> dict[str, Any]:
+    """params, macs, size_bytes, test_accuracy (0..1) and latency_ms (median, batch 1)."""
+    from edgeslim.deploy.backends import open_backend
+    from edgeslim.deploy.latency import quick_latency_ms
+    from edgeslim.measure import count_macs, count_params, evaluate, onnx_params
+
+    data = ctx.data(out.data)
+    shape = data.input_shape
+    model = out.model if out.model is not None else ctx.model
+    m: dict[str, Any] = {}
+    if model is not None:
+        m["params"], m["macs"] = count_params(model), count_macs(model, shape)
+    threads = ctx.recipe.run.threads
+    if out.onnx is not None:
+        onnx_path = Path(out.onnx)
+        m.setdefault("params", onnx_params(onnx_path))
+        m["size_bytes"] = onnx_path.stat().st_size
+        backend = open_backend(onnx_path, intra_op_threads=threads)
+        m["evaluated_on"] = "onnxruntime"
+    else:
+        m["size_bytes"] = (tmp / "model.pt").stat().st_size
+        backend = open_backend(out.model, shape, device=str(ctx.device))
+        m["evaluated_on"] = "torch"
+    ev = evaluate(backend, data, "test", ctx.recipe.data.batch_size)
+    m["test_accuracy"], m["test_top5"], m["test_macro_f1"] = ev["top1"], ev["top5"], ev["macro_f1"]
+    m["latency_ms"] = round(quick_latency_ms(backend, shape, ctx.recipe.run.latency_iters), 4)
+    if model is not None:
+        model.cpu()
+    return m

@@ -1,0 +1,1 @@
+"""The shared training engine (finetune, distill, recovery) and its settings."""

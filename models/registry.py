@@ -1,0 +1,112 @@
+"""A registry of named model builders (timm-style ``register_model`` / ``create_model``)."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from edgeslim.errors import InputError, unknown_name
+
+Builder = Callable[..., nn.Module]
+_BUILDERS: dict[str, Builder] = {}
+SOURCES = ("builtin", "torchvision", "timm")
+
+
+def register_model(name: str | None = None) -> Callable[[Builder], Builder]:
+    """Register a builder ``fn(num_classes=..., in_chans=..., **kw) -> nn.Module``.
+
+    >>> @register_model("doc_example_net")
+    ... def _b(num_classes=10, in_chans=3):
+    ...     return nn.Linear(in_chans, num_classes)
+    >>> "doc_example_net" in list_models("doc_*")
+    True
+    """
+
+    def deco(fn: Builder) -> Builder:
+        key = name or fn.__name__
+        if key in _BUILDERS:
+            raise ValueError(f"model '{key}' is already registered")
+        _BUILDERS[key] = fn
+        return fn
+
+    return deco
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Names of the built-in models matching a shell-style pattern.
+
+    >>> "tinycnn" in list_models("tiny*")
+    True
+    """
+    _ensure_builtins()
+    return sorted(n for n in _BUILDERS if fnmatch.fnmatch(n, pattern))
+
+
+def split_source(name: str) -> tuple[str, str]:
+    """``'torchvision:resnet18'`` -> ``('torchvision', 'resnet18')``; bare names are built-ins."""
+    if ":" in name:
+        src, arch = name.split(":", 1)
+        if src not in SOURCES:
+            raise unknown_name("model source", src, SOURCES, "write e.g. torchvision:resnet18")
+        return src, arch
+    return "builtin", name
+
+
+def create_model(
+    name: str,
+    num_classes: int | None = None,
+    in_chans: int = 3,
+    weights: str | None = None,
+    weights_file: str | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build a model by registry name.
+
+    Args:
+        name: ``tinycnn`` (built-in), ``torchvision:resnet18`` or ``timm:resnet18``.
+        num_classes: classes of the head; the source's default when ``None``.
+        in_chans: input channels (built-ins only; torchvision/timm models take 3).
+        weights: torchvision weights enum name (``DEFAULT``, ``IMAGENET1K_V1``), from the
+            local torch hub cache only; never downloaded.
+        weights_file: a local weights file (timm, or any source).
+
+    >>> m = create_model("tinycnn", num_classes=5)
+    >>> m(torch.zeros(1, 3, 32, 32)).shape
+    torch.Size([1, 5])
+    """
+    from edgeslim.models import sources
+
+    src, arch = split_source(name)
+    if src == "builtin":
+        _ensure_builtins()
+        if arch not in _BUILDERS:
+            raise unknown_name("model", name, list(_BUILDERS) + ["torchvision:<name>", "timm:<name>"])
+        kw = dict(kwargs)
+        if num_classes is not None:
+            kw["num_classes"] = num_classes
+        model = _BUILDERS[arch](in_chans=in_chans, **kw)
+        if weights:
+            raise InputError(
+                f"model '{name}' is a built-in and has no named weights '{weights}'; "
+                "use checkpoint: PATH or weights_file instead"
+            )
+    elif src == "torchvision":
+        model = sources.torchvision_model(arch, num_classes, weights, **kwargs)
+    else:
+        model = sources.timm_model(arch, num_classes, in_chans, **kwargs)
+    if weights_file:
+        from edgeslim.models.checkpoint import load_weights_into
+
+        load_weights_into(model, weights_file, num_classes=num_classes)
+    return model
+
+
+def _ensure_builtins() -> None:
+    # Importing the module runs its @register_model decorators once.
+    from edgeslim.models import builtins  # noqa: F401
+
+
+import torch  # noqa: E402  (used by the doctest above)
