@@ -116,6 +116,12 @@ def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
         cfg = _parse_stage(item, i, source, problems)
         if cfg is not None:
             typed.append(cfg)
+    if recipe is not None:
+        problems += [f"{source}: {p}" for p in check_names(recipe.model, recipe.data, "")]
+    for i, cfg in enumerate(typed):
+        data = getattr(cfg, "data", None)
+        if isinstance(data, DataSpec):
+            problems += [f"{source}: stages[{i}].{p}" for p in check_names(None, data, "")]
     if problems:
         raise RecipeError(problems)
     assert recipe is not None
@@ -139,6 +145,38 @@ def _parse_stage(item: Any, i: int, source: str, problems: list[str]) -> StageCo
     except ValidationError as exc:
         problems += [f"{where}.{p}" for p in format_validation(exc, cls)]
         return None
+
+
+def check_names(model: ModelSpec | None, data: DataSpec | None, prefix: str) -> list[str]:
+    """Registry names that pydantic cannot check: model source and data source."""
+    from edgeslim.data.sources import data_sources
+    from edgeslim.errors import InputError
+
+    out = []
+    if data is not None and data.source not in data_sources():
+        out.append(f"{prefix}data.source: unknown data source '{data.source}'"
+                   f"{did_you_mean(data.source, data_sources())}; valid: {', '.join(data_sources())}")
+    if model is not None:
+        try:
+            check_model_name(model.source)
+        except InputError as exc:
+            out.append(f"{prefix}model.source: {exc}")
+    return out
+
+
+def check_model_name(name: str) -> None:
+    """Raise InputError for a model name no source knows (no weights are touched)."""
+    from edgeslim.errors import unknown_name
+    from edgeslim.models.registry import list_models, split_source
+
+    src, arch = split_source(name)
+    if src == "builtin" and arch not in list_models():
+        raise unknown_name("model", name, list_models() + ["torchvision:<name>", "timm:<name>"])
+    if src == "torchvision":
+        import torchvision
+
+        if arch not in torchvision.models.list_models():
+            raise unknown_name("torchvision model", arch, torchvision.models.list_models())
 
 
 def format_validation(exc: ValidationError, root: type[Config]) -> list[str]:

@@ -95,7 +95,7 @@ def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: 
 
 def load_weights_into(model: nn.Module, path: str | Path, num_classes: int | None = None) -> nn.Module:
     """Load a checkpoint; a head of another size is resized first, then set to ``num_classes``."""
-    from edgeslim.models.surgery import find_head, replace_head
+    from edgeslim.models.surgery import find_head, num_classes_of, replace_head
 
     state = load_state_dict_file(path)
     head_name, _ = find_head(model)
@@ -104,6 +104,6 @@ def load_weights_into(model: nn.Module, path: str | Path, num_classes: int | Non
         w = state[f"{head_name}.weight"]
         replace_head(model, int(w.shape[0]))
     load_state_strict(model, state, source=f"checkpoint '{path}'")
-    if num_classes is not None:
+    if num_classes is not None and num_classes != num_classes_of(model):
         replace_head(model, num_classes)
     return model

@@ -52,7 +52,7 @@ def torchvision_model(arch: str, num_classes: int | None, weights: str | None, *
     from edgeslim.models.checkpoint import load_state_dict_file, load_state_strict
 
     load_state_strict(model, load_state_dict_file(path), source=str(path))
-    if num_classes is not None and n_cat != num_classes:
+    if num_classes is not None and n_cat != num_classes:  # keep the pretrained head when it fits
         from edgeslim.models.surgery import replace_head
 
         replace_head(model, num_classes)

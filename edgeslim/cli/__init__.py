@@ -64,5 +64,3 @@ def add_quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the final result")
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

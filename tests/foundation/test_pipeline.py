@@ -1,0 +1,135 @@
+"""The pipeline runner: run record, caching, failures that keep earlier stages, resume after kill -9."""
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from edgeslim.pipeline import run_pipeline
+from edgeslim.progress import NULL
+from edgeslim.recipe import load_recipe
+
+STAGES = [{"stage": "finetune", "train": {"epochs": 2, "batch_size": 16}},
+          {"stage": "export"}, {"stage": "bench", "iters": 10, "warmup": 2}]
+STABLE = ("params", "macs", "size_bytes", "test_accuracy")
+
+
+def test_run_record_schema(write_recipe, cli, tmp_path):
+    code, out, err = cli("run", write_recipe(STAGES), "--quiet")
+    assert code == 0, err
+    rec = json.loads((tmp_path / "runs" / "t" / "run.json").read_text())
+    assert rec["status"] == "completed" and rec["schema"] == "edgeslim.run/1"
+    for k in ("python", "torch", "torchvision", "onnx", "onnxruntime", "torch-pruning", "edgeslim"):
+        assert rec["versions"][k], k
+    assert rec["host"]["cores"] >= 1 and rec["host"]["cpu"]
+    assert rec["recipe"]["data"]["source"] == "synthetic" and rec["seed"] == 0
+    ft, ex, _ = rec["stages"]
+    for st in (ft, ex):
+        assert st["status"] == "completed" and st["wall_s"] > 0
+        assert {"params", "macs", "size_bytes", "test_accuracy", "latency_ms"} <= set(st["metrics"])
+        assert 0 <= st["metrics"]["test_accuracy"] <= 1
+    assert ft["artifact"].endswith("00-finetune/model.pt") and ex["artifact"].endswith("01-export/model.onnx")
+    assert ex["metrics"]["evaluated_on"] == "onnxruntime"
+    assert (tmp_path / "runs" / "t" / "report.md").read_text().count("|") > 20
+    assert "test acc" in out
+
+
+def test_rerun_reuses_finished_stages(write_recipe):
+    recipe = load_recipe(write_recipe(STAGES))
+    first = run_pipeline(recipe, NULL)
+    model_pt = first.run_dir / "00-finetune" / "model.pt"
+    mtime = model_pt.stat().st_mtime_ns
+    second = run_pipeline(recipe, NULL)
+    assert model_pt.stat().st_mtime_ns == mtime
+    assert [s.metrics["test_accuracy"] for s in second.stages[:2]] == [s.metrics["test_accuracy"] for s in first.stages[:2]]
+    # A changed setting recomputes that stage and every later one.
+    changed = load_recipe(write_recipe([{**STAGES[0], "train": {"epochs": 1, "batch_size": 16}}] + STAGES[1:]))
+    run_pipeline(changed, NULL)
+    assert model_pt.stat().st_mtime_ns != mtime
+
+
+def test_failed_stage_keeps_earlier_ones(write_recipe, cli, tmp_path):
+    # The 2nd stage reads a data folder that does not exist: it fails inside the stage.
+    stages = [STAGES[0], {"stage": "pretrain", "data": {"source": "imagefolder", "root": str(tmp_path / "no")}}]
+    code, _, err = cli("run", write_recipe(stages), "-q")
+    run = tmp_path / "runs" / "t"
+    rec = json.loads((run / "run.json").read_text())
+    assert code == 2 and "stage 01-pretrain failed" in err and "is not a folder" in err
+    assert (run / "00-finetune" / "model.pt").is_file() and not (run / "01-pretrain").exists()
+    assert rec["status"] == "failed" and rec["stages"][0]["status"] == "completed"
+    assert rec["stages"][1]["status"] == "failed" and "is not a folder" in rec["stages"][1]["error"]
+
+
+def test_disk_full_keeps_earlier_stages(write_recipe, monkeypatch, tmp_path):
+    """A full disk is outside the product, so it is simulated: the 2nd stage's writes raise ENOSPC."""
+    import edgeslim.deploy.export as export_mod
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x"))
+
+    monkeypatch.setattr(export_mod, "export_onnx", full)
+    from edgeslim.errors import InputError
+
+    with pytest.raises(InputError, match="01-export failed: cannot write output .No space left"):
+        run_pipeline(load_recipe(write_recipe(STAGES)), NULL)
+    run = tmp_path / "runs" / "t"
+    assert (run / "00-finetune" / "meta.json").is_file() and not (run / "01-export").exists()
+    assert not [p for p in run.iterdir() if ".tmp-" in p.name]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def test_read_only_output_dir(write_recipe, cli, tmp_path):
+    (tmp_path / "ro").mkdir(mode=0o500)
+    code, _, err = cli("run", write_recipe(STAGES), "--output-dir", tmp_path / "ro" / "x")
+    assert code == 2 and "not writable" in err
+
+
+def test_read_only_output_dir_as_any_user(write_recipe, cli, tmp_path):
+    # Works as root too: a path below a regular file can never be created.
+    (tmp_path / "file").write_text("x")
+    code, _, err = cli("run", write_recipe(STAGES), "--output-dir", tmp_path / "file" / "runs")
+    assert code == 2 and "not writable" in err and "run.output_dir" in err
+
+
+def _run_cli(recipe, out_dir, *extra):
+    return subprocess.Popen([sys.executable, "-m", "edgeslim", "run", str(recipe), "-q",
+                             "--output-dir", str(out_dir), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_kill9_then_resume_matches_uninterrupted(write_recipe, tmp_path):
+    stages = [{"stage": "pretrain", "train": {"epochs": 2, "batch_size": 16}},
+              {"stage": "finetune", "train": {"epochs": 12, "batch_size": 8}},
+              {"stage": "export"}]
+    recipe = write_recipe(stages, data={"source": "digits", "image_size": 16, "classes": ["0", "1", "2"],
+                                        "synthetic_classes": 4})
+    ref = _run_cli(recipe, tmp_path / "ref")
+    assert ref.wait(timeout=240) == 0, ref.stderr.read()
+    proc = _run_cli(recipe, tmp_path / "killed")
+    run_json = tmp_path / "killed" / "t" / "run.json"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if run_json.exists():
+            stages_now = json.loads(run_json.read_text())["stages"]
+            if len(stages_now) == 2 and stages_now[1]["status"] == "running":
+                break
+        time.sleep(0.05)
+    time.sleep(1.0)  # well inside the 12-epoch finetune
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = tmp_path / "killed" / "t" / "00-pretrain" / "meta.json"
+    mtime = first.stat().st_mtime_ns
+    assert not (tmp_path / "killed" / "t" / "01-finetune" / "meta.json").exists()
+    res = _run_cli(recipe, tmp_path / "killed", "--resume")
+    assert res.wait(timeout=240) == 0, res.stderr.read()
+    assert first.stat().st_mtime_ns == mtime, "a stage before the killed one was recomputed"
+    a = json.loads((tmp_path / "ref" / "t" / "run.json").read_text())
+    b = json.loads(run_json.read_text())
+    for sa, sb in zip(a["stages"], b["stages"], strict=True):
+        assert {k: sa["metrics"][k] for k in STABLE} == {k: sb["metrics"][k] for k in STABLE}
