@@ -239,10 +239,24 @@ def prune_once(model: nn.Module, example: torch.Tensor, importance: str, ratio: 
     return model
 
 
-def measure(model: nn.Module, example: torch.Tensor, by: str) -> int:
-    from edgeslim.measure import count_macs, count_params
+def count_macs_full(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """MACs with autograd on: under no_grad PyTorch's fused attention fast path hides from the counter."""
+    from torch.utils.flop_counter import FlopCounterMode
 
-    return count_macs(model, tuple(example.shape[1:])) if by == "macs" else count_params(model)
+    was = model.training
+    model.eval()
+    try:
+        with torch.enable_grad(), FlopCounterMode(display=False) as fc:
+            model(torch.zeros(1, *input_shape))
+        return int(fc.get_total_flops() // 2)
+    finally:
+        model.train(was)
+
+
+def measure(model: nn.Module, example: torch.Tensor, by: str) -> int:
+    from edgeslim.measure import count_params
+
+    return count_macs_full(model, tuple(example.shape[1:])) if by == "macs" else count_params(model)
 
 
 def search_ratio(model: nn.Module, example: torch.Tensor, importance: str, goal: int, by: str,

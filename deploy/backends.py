@@ -59,7 +59,8 @@ class OrtBackend:
             so.inter_op_num_threads = inter_op_threads
         avail = ort.get_available_providers()
         providers = providers or ["CPUExecutionProvider"]
-        missing = [p for p in providers if p not in avail]
+        missing = [p if isinstance(p, str) else p[0] for p in providers
+                   if (p if isinstance(p, str) else p[0]) not in avail]
         if missing:
             raise InputError(f"onnxruntime provider(s) {missing} are not available here; available: {avail}")
         try:
@@ -69,6 +70,7 @@ class OrtBackend:
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self._shape = tuple(d if isinstance(d, int) else 1 for d in inp.shape)[1:]
+        self.output_names = [o.name for o in self.session.get_outputs()]
         self.providers = self.session.get_providers()
 
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -76,6 +78,36 @@ class OrtBackend:
 
     def input_shape(self) -> tuple[int, ...]:
         return self._shape
+
+
+# Execution-provider presets: the onnxruntime route to a GPU without building an engine by hand.
+# The TensorRT EP builds (and caches) its engine on first run; CPU stays last as the fallback
+# for operators the GPU providers do not take.
+EP_PRESETS = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+
+def ort_providers(preset: str, fp16: bool = False, int8: bool = False,
+                  cache_dir: str | Path | None = None) -> list[Any]:
+    """Provider list (with options) for ``cpu``, ``cuda`` or ``tensorrt`` onnxruntime sessions."""
+    if preset not in EP_PRESETS:
+        from edgeslim.errors import unknown_name
+
+        raise unknown_name("onnxruntime provider preset", preset, EP_PRESETS)
+    out: list[Any] = []
+    for name in EP_PRESETS[preset]:
+        if name == "TensorrtExecutionProvider":
+            opts: dict[str, Any] = {"trt_fp16_enable": fp16, "trt_int8_enable": int8}
+            if cache_dir is not None:
+                opts.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(cache_dir),
+                            trt_timing_cache_enable=True, trt_timing_cache_path=str(cache_dir))
+            out.append((name, opts))
+        else:
+            out.append(name)
+    return out
 
 
 def open_backend(artifact: Any, input_shape: tuple[int, ...] | None = None, kind: str | None = None,
@@ -86,6 +118,9 @@ def open_backend(artifact: Any, input_shape: tuple[int, ...] | None = None, kind
             raise ValueError("a torch model needs input_shape")
         return TorchBackend(artifact, input_shape, kw.get("device", "cpu"))
     path = Path(artifact)
+    if kind in ("ort-cuda", "ort-tensorrt") and path.suffix == ".onnx":
+        provs = ort_providers(kind[4:], kw.get("fp16", False), kw.get("int8", False), kw.get("cache_dir"))
+        return OrtBackend(path, provs, kw.get("intra_op_threads"), kw.get("inter_op_threads"))
     if kind in (None, "onnxruntime") and path.suffix == ".onnx":
         return OrtBackend(path, kw.get("providers"), kw.get("intra_op_threads"), kw.get("inter_op_threads"))
     if path.suffix in (".engine", ".plan") or kind == "tensorrt":

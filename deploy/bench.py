@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from edgeslim.deploy.runner import RESULT_SCHEMA, summarize, time_calls
+
 from edgeslim.errors import InputError
 
 # Fields of the host fingerprint that must match before two stored results may be compared.
@@ -48,16 +48,24 @@ class BenchOptions:
 
 # --------------------------------------------------------------------------- host fingerprint
 
+
 def _nvidia_smi(query: str) -> list[str]:
     exe = shutil.which("nvidia-smi")
     if not exe:
         return []
     try:
-        out = subprocess.run([exe, f"--query-{query}", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=10, check=False)
+        out = subprocess.run(
+            [exe, f"--query-{query}", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return []
-    return [ln.strip() for ln in out.stdout.splitlines() if ln.strip()] if out.returncode == 0 else []
+    return (
+        [ln.strip() for ln in out.stdout.splitlines() if ln.strip()] if out.returncode == 0 else []
+    )
 
 
 def host_fingerprint() -> dict[str, Any]:
@@ -87,7 +95,9 @@ def host_fingerprint() -> dict[str, Any]:
     return info
 
 
-def fingerprint_mismatch(a: dict[str, Any], b: dict[str, Any], runtime: str | None = None) -> list[str]:
+def fingerprint_mismatch(
+    a: dict[str, Any], b: dict[str, Any], runtime: str | None = None
+) -> list[str]:
     """Differences between two host fingerprints that make their latencies incomparable."""
     diffs = [f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in FINGERPRINT_KEYS if a.get(k) != b.get(k)]
     if runtime:
@@ -98,6 +108,7 @@ def fingerprint_mismatch(a: dict[str, Any], b: dict[str, Any], runtime: str | No
 
 
 # --------------------------------------------------------------------------- memory probes
+
 
 def reset_peak_rss() -> None:
     """Reset the process's peak-RSS mark (Linux), so each batch size reports its own peak."""
@@ -136,21 +147,28 @@ def gpu_memory_mb(backend: Any) -> float | None:
 
 # --------------------------------------------------------------------------- measuring
 
+
 def make_input(shape: tuple[int, ...], batch: int, seed: int = 0) -> np.ndarray:
-    """A deterministic float32 batch of the model's input shape (latency does not depend on values)."""
+    """A fixed float32 batch of the input shape (latency does not depend on the values)."""
     return np.random.default_rng(seed).standard_normal((batch, *shape)).astype(np.float32)
 
 
-def measure_batch(backend: Any, input_shape: tuple[int, ...], batch: int, opts: BenchOptions) -> dict[str, Any]:
-    """Time one batch size: warm-up, then until both ``min_iters`` and ``min_time_s`` are reached."""
+def measure_batch(
+    backend: Any, input_shape: tuple[int, ...], batch: int, opts: BenchOptions
+) -> dict[str, Any]:
+    """Time one batch size: warm-up, then until ``min_iters`` and ``min_time_s`` are both reached."""
     x = make_input(input_shape, batch, opts.seed)
     torch = sys.modules.get("torch")
     dev = getattr(backend, "device", None)
     if torch is not None and getattr(dev, "type", "") == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     reset_peak_rss()
-    samples = time_calls(lambda: backend.run(x), warmup=opts.warmup, min_iters=opts.min_iters,
-                         min_time_s=opts.min_time_s)
+    samples = time_calls(
+        lambda: backend.run(x),
+        warmup=opts.warmup,
+        min_iters=opts.min_iters,
+        min_time_s=opts.min_time_s,
+    )
     out = {"batch": batch, **summarize(samples, batch), "peak_rss_mb": round(peak_rss_mb(), 2)}
     gpu = gpu_memory_mb(backend)
     if gpu is not None:
@@ -159,8 +177,9 @@ def measure_batch(backend: Any, input_shape: tuple[int, ...], batch: int, opts: 
     return out
 
 
-def run_benchmark(artifact: str | os.PathLike, opts: BenchOptions | None = None,
-                  reporter: Any = None) -> dict[str, Any]:
+def run_benchmark(
+    artifact: str | os.PathLike, opts: BenchOptions | None = None, reporter: Any = None
+) -> dict[str, Any]:
     """Benchmark an artifact at each batch size of ``opts.batches``; return the result dict.
 
     Args:
@@ -173,12 +192,16 @@ def run_benchmark(artifact: str | os.PathLike, opts: BenchOptions | None = None,
         A JSON-able dict (schema ``edgeslim.bench/1``): the first batch size's statistics at
         the top level, every batch size under ``sweep``, raw ``samples_ms`` included.
     """
+    from edgeslim.deploy.bench_artifact import open_artifact
+
     opts = opts or BenchOptions()
     art = open_artifact(artifact, opts)
     for b in opts.batches:
         if art.fixed_batch is not None and b != art.fixed_batch:
-            raise InputError(f"'{artifact}' has a fixed batch size of {art.fixed_batch}; --batch {b} "
-                             f"is not possible; use --batch {art.fixed_batch} or export with a dynamic batch")
+            raise InputError(
+                f"'{artifact}' has a fixed batch size of {art.fixed_batch}; --batch {b} "
+                f"is not possible; use --batch {art.fixed_batch} or export with a dynamic batch"
+            )
     sweep = []
     task = reporter.task("bench", total=len(opts.batches)) if reporter is not None else None
     for b in opts.batches:
@@ -186,39 +209,69 @@ def run_benchmark(artifact: str | os.PathLike, opts: BenchOptions | None = None,
         if task is not None:
             task.advance(1)
     first = dict(sweep[0])
-    result: dict[str, Any] = {"schema": RESULT_SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                              **first, "artifact": art.describe(), "settings": _settings(opts, art),
-                              "host": host_fingerprint(), "sweep": sweep}
+    result: dict[str, Any] = {
+        "schema": RESULT_SCHEMA,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **first,
+        "artifact": art.describe(),
+        "settings": _settings(opts, art),
+        "host": host_fingerprint(),
+        "sweep": sweep,
+    }
     return result
 
 
 def _settings(opts: BenchOptions, art: Any) -> dict[str, Any]:
-    return {"warmup": opts.warmup, "min_iters": opts.min_iters, "min_time_s": opts.min_time_s,
-            "batches": list(opts.batches), "input_shape": list(art.input_shape),
-            "intra_op_threads": art.threads.get("intra"), "inter_op_threads": art.threads.get("inter"),
-            "threads_requested": {"intra": opts.threads, "inter": opts.inter_threads},
-            "backend": art.backend_name, "providers": art.providers, "device": art.device}
+    return {
+        "warmup": opts.warmup,
+        "min_iters": opts.min_iters,
+        "min_time_s": opts.min_time_s,
+        "batches": list(opts.batches),
+        "input_shape": list(art.input_shape),
+        "intra_op_threads": art.threads.get("intra"),
+        "inter_op_threads": art.threads.get("inter"),
+        "threads_requested": {"intra": opts.threads, "inter": opts.inter_threads},
+        "backend": art.backend_name,
+        "providers": art.providers,
+        "device": art.device,
+    }
 
 
 # --------------------------------------------------------------------------- output
 
+
 def format_table(result: dict[str, Any]) -> str:
     """Human summary: one row per batch size, then artifact and host lines."""
     a, s, h = result["artifact"], result["settings"], result["host"]
-    head = f"{'batch':>5} {'median':>9} {'mean':>9} {'p90':>9} {'p95':>9} {'p99':>9} {'std':>8} " \
-           f"{'min':>9} {'items/s':>10} {'iters':>6} {'peak RSS':>10}"
-    lines = [f"{a['name']}  ({a['kind']}, {s['backend']}"
-             f"{' ' + ','.join(s['providers']) if s.get('providers') else ''}, "
-             f"threads intra={s['intra_op_threads']} inter={s['inter_op_threads']})", head]
+    head = (
+        f"{'batch':>5} {'median':>9} {'mean':>9} {'p90':>9} {'p95':>9} {'p99':>9} {'std':>8} "
+        f"{'min':>9} {'items/s':>10} {'iters':>6} {'peak RSS':>10}"
+    )
+    lines = [
+        f"{a['name']}  ({a['kind']}, {s['backend']}"
+        f"{' ' + ','.join(s['providers']) if s.get('providers') else ''}, "
+        f"threads intra={s['intra_op_threads']} inter={s['inter_op_threads']})",
+        head,
+    ]
     for r in result["sweep"]:
-        mem = f"{r['peak_rss_mb']:.0f} MiB" + (f" / GPU {r['gpu_memory_mb']:.0f}" if "gpu_memory_mb" in r else "")
-        lines.append(f"{r['batch']:>5} {r['median_ms']:>7.3f}ms {r['mean_ms']:>7.3f}ms {r['p90_ms']:>7.3f}ms "
-                     f"{r['p95_ms']:>7.3f}ms {r['p99_ms']:>7.3f}ms {r['std_ms']:>6.3f}ms {r['min_ms']:>7.3f}ms "
-                     f"{r['throughput']:>10.1f} {r['iters']:>6} {mem:>10}")
+        mem = f"{r['peak_rss_mb']:.0f} MiB" + (
+            f" / GPU {r['gpu_memory_mb']:.0f}" if "gpu_memory_mb" in r else ""
+        )
+        lines.append(
+            f"{r['batch']:>5} {r['median_ms']:>7.3f}ms {r['mean_ms']:>7.3f}ms {r['p90_ms']:>7.3f}ms "
+            f"{r['p95_ms']:>7.3f}ms {r['p99_ms']:>7.3f}ms {r['std_ms']:>6.3f}ms {r['min_ms']:>7.3f}ms "
+            f"{r['throughput']:>10.1f} {r['iters']:>6} {mem:>10}"
+        )
     macs = f"{a['macs']:,}" if a.get("macs") is not None else "-"
     params = f"{a['params']:,}" if a.get("params") is not None else "-"
-    lines.append(f"size {a['size_bytes']:,} B   params {params}   MACs {macs}   input {s['input_shape']}")
-    gpu = f"   GPU {h['gpu']} (driver {h.get('gpu_driver') or h.get('cuda') or '?'})" if h.get("gpu") else ""
+    lines.append(
+        f"size {a['size_bytes']:,} B   params {params}   MACs {macs}   input {s['input_shape']}"
+    )
+    gpu = (
+        f"   GPU {h['gpu']} (driver {h.get('gpu_driver') or h.get('cuda') or '?'})"
+        if h.get("gpu")
+        else ""
+    )
     lines.append(f"host {h['cpu']} x{h['cores']}{gpu}")
     return "\n".join(lines)
 
@@ -229,13 +282,19 @@ def load_result(path: str | os.PathLike) -> dict[str, Any]:
 
     p = Path(path)
     if not p.is_file():
-        raise InputError(f"bench result '{p}' does not exist; create one with: edgeslim bench MODEL --json {p}")
+        raise InputError(
+            f"bench result '{p}' does not exist; create one with: edgeslim bench MODEL --json {p}"
+        )
     try:
         obj = json.loads(p.read_text())
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"'{p}' is not valid JSON ({exc}); pass a file written by edgeslim bench --json") from exc
+        raise InputError(
+            f"'{p}' is not valid JSON ({exc}); pass a file written by edgeslim bench --json"
+        ) from exc
     if not isinstance(obj, dict) or obj.get("schema") != RESULT_SCHEMA or "samples_ms" not in obj:
         got = obj.get("schema") if isinstance(obj, dict) else type(obj).__name__
-        raise InputError(f"'{p}' is not an edgeslim bench result (schema {got!r}, expected "
-                         f"{RESULT_SCHEMA!r} with samples_ms); write one with: edgeslim bench MODEL --json FILE")
+        raise InputError(
+            f"'{p}' is not an edgeslim bench result (schema {got!r}, expected "
+            f"{RESULT_SCHEMA!r} with samples_ms); write one with: edgeslim bench MODEL --json FILE"
+        )
     return obj

@@ -1,31 +1,151 @@
-"""The export stage: the current torch model to one ONNX file."""
+"""The export stage (ONNX + parity gate) and the optional deploy stage (an edge bundle).
+
+Contract with the compression stages: when the newest ONNX in the chain was produced after
+the newest torch model (a ``quantize`` stage wrote a QDQ model.onnx), the export stage does
+not re-export the float model. It finalizes that ONNX instead (simplify, checker, shape
+inference, metadata) and gates it against its float parent: top-1 agreement and accuracy
+delta for INT8/FP16, per-output error for FP32.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from edgeslim.stages.context import StageContext, StageOutput
+from edgeslim.deploy.parity import ParityConfig
+from edgeslim.stages.context import StageContext, StageOutput, StageRecord
 from edgeslim.stages.registry import StageConfig, register_stage
+
+if TYPE_CHECKING:
+    from edgeslim.data.bundle import DataBundle
 
 
 class ExportConfig(StageConfig):
     stage: Literal["export"] = "export"
-    opset: int = Field(18, ge=13, le=23)
-    dynamic_batch: bool = True
-    exporter: Literal["auto", "dynamo", "torchscript"] = "auto"
+    opset: int = Field(18, ge=13, le=23, description="ONNX opset")
+    dynamic_batch: bool = Field(True, description="symbolic batch axis on input and output")
+    exporter: Literal["auto", "dynamo", "torchscript"] = Field(
+        "auto", description="auto: dynamo, then TorchScript with a recorded warning")
+    simplify: bool = Field(True, description="simplify the graph with onnxslim")
+    reuse_onnx: Literal["auto", "never"] = Field(
+        "auto", description="auto: finalize a newer ONNX from an earlier stage (e.g. quantize) "
+        "instead of re-exporting the torch model")
+    parity: ParityConfig = Field(default_factory=ParityConfig)
+
+
+class DeployConfig(StageConfig):
+    stage: Literal["deploy"] = "deploy"
+    target: str = Field("x86-cpu", description="deploy profile (edgeslim deploy --help lists them)")
+    include_images: bool = Field(True, description="write the test split as PNG class folders")
+
+
+def newer_onnx(history: list[StageRecord]) -> StageRecord | None:
+    """The record of the chain's newest ONNX when it is at least as new as its newest torch model."""
+    done = [r for r in history if r.status == "completed"]
+    onnx_rec = next((r for r in reversed(done) if r.onnx_file), None)
+    model_rec = next((r for r in reversed(done) if r.model_file), None)
+    if onnx_rec is None:
+        return None
+    if model_rec is None or onnx_rec.index >= model_rec.index:
+        return onnx_rec
+    return None
+
+
+def onnx_metadata(ctx: StageContext, data: DataBundle, precision: str) -> dict[str, Any]:
+    from edgeslim.fsutil import sha256_json
+
+    return {"edgeslim.class_names": ctx.class_names or data.class_names, "edgeslim.mean": data.mean,
+            "edgeslim.std": data.std, "edgeslim.input_shape": list(data.input_shape),
+            "edgeslim.layout": "NCHW", "edgeslim.precision": precision,
+            "edgeslim.recipe_hash": sha256_json(ctx.recipe.resolved())[:16],
+            "edgeslim.run_name": ctx.recipe.run.name}
+
+
+def _failed_dir(ctx: StageContext, cfg: StageConfig) -> str:
+    return str(ctx.run_dir / f"{ctx.index:02d}-{cfg.label or cfg.stage}.failed")
 
 
 @register_stage("export", ExportConfig)
 def run_export(cfg: ExportConfig, ctx: StageContext) -> StageOutput:
-    """Export the current model to ONNX."""
-    from edgeslim.deploy.export import export_onnx
+    """Export to ONNX (or finalize a quantized ONNX) and gate it on parity with PyTorch."""
+    from edgeslim.deploy.export import export_onnx, finalize_onnx
+    from edgeslim.deploy.parity import is_reduced_precision
 
     data = ctx.data()
-    model = ctx.require_model("export")
-    meta = {"edgeslim.class_names": data.class_names, "edgeslim.mean": data.mean, "edgeslim.std": data.std,
-            "edgeslim.input_shape": list(data.input_shape), "edgeslim.recipe_hash": ctx.recipe.run.name}
-    res = export_onnx(model, data.input_shape, ctx.workdir / "model.onnx", cfg.opset, cfg.dynamic_batch, meta,
-                      cfg.exporter)
-    return StageOutput(onnx=res.path, metrics={"exporter": res.exporter, "opset": res.opset})
+    out = ctx.workdir / "model.onnx"
+    src = newer_onnx(ctx.history) if cfg.reuse_onnx == "auto" else None
+    metrics: dict[str, Any] = {"opset": cfg.opset}
+    if src is not None:
+        path = src.dir / src.onnx_file
+        precision = is_reduced_precision(path) or "fp32"
+        ctx.log(f"finalizing {src.dir.name}/{src.onnx_file} ({precision}) instead of re-exporting")
+        _copy_sidecar(path, out)
+        res = finalize_onnx(path, out, onnx_metadata(ctx, data, precision), simplify=cfg.simplify,
+                            input_shape=tuple(data.input_shape))
+        metrics.update(exporter=f"reused:{src.dir.name}", opset=res.opset)
+    else:
+        model = ctx.require_model("export")
+        precision = "fp32"
+        res = export_onnx(model, data.input_shape, out, cfg.opset, cfg.dynamic_batch,
+                          onnx_metadata(ctx, data, precision), cfg.exporter, simplify=cfg.simplify)
+        metrics["exporter"] = res.exporter
+    for note in res.warnings:
+        ctx.log(f"[yellow]export: {note}[/yellow]")
+    metrics.update(precision=precision, simplified=res.simplified, external_data=res.external_data,
+                   export_warnings=res.warnings)
+    if cfg.parity.enabled:
+        metrics.update(parity_gate(cfg, ctx, data, out, precision))
+    return StageOutput(onnx=out, metrics=metrics)
+
+
+def _copy_sidecar(src: Path, out: Path) -> None:
+    side = src.parent / (src.name + ".data")
+    if side.is_file():
+        shutil.copy2(side, out.parent / side.name)
+
+
+def parity_gate(cfg: ExportConfig, ctx: StageContext, data: DataBundle, onnx_path: Path,
+                precision: str) -> dict[str, Any]:
+    """Run the FP32 or quantized gate; raise GateError (folder kept as .failed) when outside tolerance."""
+    from edgeslim.deploy.backends import OrtBackend, TorchBackend
+    from edgeslim.deploy.parity import fp32_parity, gate, quant_parity, split_inputs
+
+    model = ctx.model
+    if model is None:
+        ctx.log("[yellow]parity gate skipped: no torch parent model in the chain[/yellow]")
+        return {"parity": "skipped: no torch model"}
+    x, y = split_inputs(data, cfg.parity.samples)
+    parent = TorchBackend(model, data.input_shape)
+    art = OrtBackend(onnx_path, intra_op_threads=ctx.recipe.run.threads)
+    if precision == "fp32":
+        rep = fp32_parity(parent, art, x, cfg.parity, onnx_path.name, "pytorch", art.output_names)
+        o = rep.outputs[0]
+        m = {"parity_max_abs_err": o.max_abs_err, "parity_rel_err": o.rel_err,
+             "parity_top1_agreement": o.top1_agreement}
+    else:
+        rep = quant_parity(parent, art, x, y, cfg.parity, f"{onnx_path.name} ({precision})", "float parent")
+        m = {"parity_top1_agreement": rep.metrics["top1_agreement"],
+             "parity_accuracy_drop": rep.metrics["accuracy_drop"]}
+    model.cpu()
+    gate(rep, ctx.workdir / "parity.json", _failed_dir(ctx, cfg))
+    ctx.log(f"parity: {rep.summary()}")
+    return {"parity": "passed", "parity_inputs": rep.n_inputs, **m}
+
+
+@register_stage("deploy", DeployConfig)
+def run_deploy(cfg: DeployConfig, ctx: StageContext) -> StageOutput:
+    """Write an edge bundle (model, manifest, runner, README) for a device profile."""
+    from edgeslim.deploy.bundle import build_bundle
+
+    if ctx.onnx_path is None:
+        from edgeslim.errors import StageError
+
+        raise StageError("stage 'deploy' needs an ONNX model: put an export stage before it")
+    rec = next((r for r in reversed(ctx.history) if r.onnx_file and r.status == "completed"), None)
+    info = build_bundle(ctx.run_dir, ctx.workdir / "bundle", cfg.target, include_images=cfg.include_images,
+                        onnx_record=rec, history=ctx.history, recipe=ctx.recipe)
+    return StageOutput(metrics={"target": cfg.target, "bundle": "bundle", "files": len(info["files"])},
+                       measure=False)

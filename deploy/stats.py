@@ -13,8 +13,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-REGRESSION, SLOWER_OK, NO_CHANGE, FASTER = ("regression", "slower-within-tolerance",
-                                            "no significant change", "faster")
+REGRESSION, SLOWER_OK, NO_CHANGE, FASTER = (
+    "regression",
+    "slower-within-tolerance",
+    "no significant change",
+    "faster",
+)
 
 
 @dataclass
@@ -50,9 +54,13 @@ def _as_rounds(x: Sequence[Sequence[float]] | np.ndarray) -> list[np.ndarray]:
     return [np.asarray(r, dtype=np.float64) for r in x if len(r)]
 
 
-def bootstrap_ratio_ci(a_rounds: Sequence[Sequence[float]], b_rounds: Sequence[Sequence[float]],
-                       n_boot: int = 2000, confidence: float = 0.95, seed: int = 0
-                       ) -> tuple[float, float, float]:
+def bootstrap_ratio_ci(
+    a_rounds: Sequence[Sequence[float]],
+    b_rounds: Sequence[Sequence[float]],
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
     """Ratio of medians median(B)/median(A) with a paired block-bootstrap confidence interval.
 
     Args:
@@ -77,18 +85,29 @@ def bootstrap_ratio_ci(a_rounds: Sequence[Sequence[float]], b_rounds: Sequence[S
     idx = rng.integers(0, len(a), size=(n_boot, len(a)))
     if len({r.size for r in a + b}) == 1:  # equal round sizes: one vectorised pass
         sa, sb = np.stack(a), np.stack(b)
-        ratios = (np.median(sb[idx].reshape(n_boot, -1), axis=1)
-                  / np.median(sa[idx].reshape(n_boot, -1), axis=1))
+        ratios = np.median(sb[idx].reshape(n_boot, -1), axis=1) / np.median(
+            sa[idx].reshape(n_boot, -1), axis=1
+        )
     else:
-        ratios = np.array([np.median(np.concatenate([b[j] for j in row]))
-                           / np.median(np.concatenate([a[j] for j in row])) for row in idx])
+        ratios = np.array(
+            [
+                np.median(np.concatenate([b[j] for j in row]))
+                / np.median(np.concatenate([a[j] for j in row]))
+                for row in idx
+            ]
+        )
     alpha = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(ratios, [alpha, 1.0 - alpha])
     return ratio, float(lo), float(hi)
 
 
-def bootstrap_ratio_ci_independent(a: Sequence[float], b: Sequence[float], n_boot: int = 2000,
-                                   confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+def bootstrap_ratio_ci_independent(
+    a: Sequence[float],
+    b: Sequence[float],
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
     """Ratio of medians with an i.i.d. bootstrap interval, for samples taken at different times.
 
     Used against a stored baseline, where there are no interleaved rounds to pair.
@@ -125,7 +144,7 @@ def mann_whitney_u(a: Sequence[float], b: Sequence[float]) -> tuple[float, float
     ranks[order] = np.repeat(avg, counts)
     u_b = float(ranks[n1:].sum() - n2 * (n2 + 1) / 2.0)
     n = n1 + n2
-    tie = float((counts ** 3 - counts).sum()) / (n * (n - 1)) if n > 1 else 0.0
+    tie = float((counts**3 - counts).sum()) / (n * (n - 1)) if n > 1 else 0.0
     var = n1 * n2 / 12.0 * ((n + 1) - tie)
     if var <= 0:
         return u_b, 1.0
@@ -150,25 +169,56 @@ def verdict(ratio: float, ci_low: float, ci_high: float, max_slowdown: float) ->
     return NO_CHANGE
 
 
-def compare_rounds(a_rounds: Sequence[Sequence[float]], b_rounds: Sequence[Sequence[float]],
-                   max_slowdown: float = 0.05, confidence: float = 0.95, n_boot: int = 2000,
-                   seed: int = 0) -> Comparison:
+def compare_rounds(
+    a_rounds: Sequence[Sequence[float]],
+    b_rounds: Sequence[Sequence[float]],
+    max_slowdown: float = 0.05,
+    confidence: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> Comparison:
     """Compare interleaved rounds of baseline (A) and candidate (B) samples."""
     ratio, lo, hi = bootstrap_ratio_ci(a_rounds, b_rounds, n_boot, confidence, seed)
     a_all = np.concatenate(_as_rounds(a_rounds))
     b_all = np.concatenate(_as_rounds(b_rounds))
     _, p = mann_whitney_u(a_all, b_all)
-    return Comparison(ratio, lo, hi, confidence, p, len(_as_rounds(a_rounds)), int(a_all.size),
-                      int(b_all.size), verdict(ratio, lo, hi, max_slowdown), max_slowdown)
+    return Comparison(
+        ratio,
+        lo,
+        hi,
+        confidence,
+        p,
+        len(_as_rounds(a_rounds)),
+        int(a_all.size),
+        int(b_all.size),
+        verdict(ratio, lo, hi, max_slowdown),
+        max_slowdown,
+    )
 
 
-def compare_samples(a: Sequence[float], b: Sequence[float], max_slowdown: float = 0.05,
-                    confidence: float = 0.95, n_boot: int = 2000, seed: int = 0) -> Comparison:
+def compare_samples(
+    a: Sequence[float],
+    b: Sequence[float],
+    max_slowdown: float = 0.05,
+    confidence: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> Comparison:
     """Compare two independent sample sets (stored baseline vs a fresh run)."""
     ratio, lo, hi = bootstrap_ratio_ci_independent(a, b, n_boot, confidence, seed)
     _, p = mann_whitney_u(a, b)
-    return Comparison(ratio, lo, hi, confidence, p, 0, len(a), len(b),
-                      verdict(ratio, lo, hi, max_slowdown), max_slowdown)
+    return Comparison(
+        ratio,
+        lo,
+        hi,
+        confidence,
+        p,
+        0,
+        len(a),
+        len(b),
+        verdict(ratio, lo, hi, max_slowdown),
+        max_slowdown,
+    )
 
 
 def coefficient_of_variation(values: Sequence[float]) -> float:
