@@ -9,6 +9,7 @@ size, params and MACs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -112,10 +113,9 @@ def fingerprint_mismatch(
 
 def reset_peak_rss() -> None:
     """Reset the process's peak-RSS mark (Linux), so each batch size reports its own peak."""
-    try:
+    # Not Linux or not permitted: the lifetime peak is reported instead.
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:  # not Linux or not permitted: the lifetime peak is reported instead
-        pass
 
 
 def peak_rss_mb() -> float:
@@ -156,7 +156,7 @@ def make_input(shape: tuple[int, ...], batch: int, seed: int = 0) -> np.ndarray:
 def measure_batch(
     backend: Any, input_shape: tuple[int, ...], batch: int, opts: BenchOptions
 ) -> dict[str, Any]:
-    """Time one batch size: warm-up, then until ``min_iters`` and ``min_time_s`` are both reached."""
+    """Time one batch size: warm-up, then until ``min_iters`` and ``min_time_s`` both pass."""
     x = make_input(input_shape, batch, opts.seed)
     torch = sys.modules.get("torch")
     dev = getattr(backend, "device", None)
@@ -202,12 +202,13 @@ def run_benchmark(
                 f"'{artifact}' has a fixed batch size of {art.fixed_batch}; --batch {b} "
                 f"is not possible; use --batch {art.fixed_batch} or export with a dynamic batch"
             )
+    from edgeslim.progress import NULL
+
     sweep = []
-    task = reporter.task("bench", total=len(opts.batches)) if reporter is not None else None
-    for b in opts.batches:
-        sweep.append(measure_batch(art.backend, art.input_shape, b, opts))
-        if task is not None:
-            task.advance(1)
+    with (reporter or NULL).task("bench", total=len(opts.batches)) as advance:
+        for b in opts.batches:
+            sweep.append(measure_batch(art.backend, art.input_shape, b, opts))
+            advance(1, info=f"batch {b}: {sweep[-1]['median_ms']:.3f} ms")
     first = dict(sweep[0])
     result: dict[str, Any] = {
         "schema": RESULT_SCHEMA,
@@ -240,6 +241,17 @@ def _settings(opts: BenchOptions, art: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- output
 
 
+_COLS = (
+    ("median_ms", 7),
+    ("mean_ms", 7),
+    ("p90_ms", 7),
+    ("p95_ms", 7),
+    ("p99_ms", 7),
+    ("std_ms", 6),
+    ("min_ms", 7),
+)
+
+
 def format_table(result: dict[str, Any]) -> str:
     """Human summary: one row per batch size, then artifact and host lines."""
     a, s, h = result["artifact"], result["settings"], result["host"]
@@ -257,11 +269,8 @@ def format_table(result: dict[str, Any]) -> str:
         mem = f"{r['peak_rss_mb']:.0f} MiB" + (
             f" / GPU {r['gpu_memory_mb']:.0f}" if "gpu_memory_mb" in r else ""
         )
-        lines.append(
-            f"{r['batch']:>5} {r['median_ms']:>7.3f}ms {r['mean_ms']:>7.3f}ms {r['p90_ms']:>7.3f}ms "
-            f"{r['p95_ms']:>7.3f}ms {r['p99_ms']:>7.3f}ms {r['std_ms']:>6.3f}ms {r['min_ms']:>7.3f}ms "
-            f"{r['throughput']:>10.1f} {r['iters']:>6} {mem:>10}"
-        )
+        ms = " ".join(f"{r[k]:>{w}.3f}ms" for k, w in _COLS)
+        lines.append(f"{r['batch']:>5} {ms} {r['throughput']:>10.1f} {r['iters']:>6} {mem:>10}")
     macs = f"{a['macs']:,}" if a.get("macs") is not None else "-"
     params = f"{a['params']:,}" if a.get("params") is not None else "-"
     lines.append(

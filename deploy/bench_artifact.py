@@ -73,6 +73,8 @@ def resolve_artifact(spec: str | os.PathLike) -> Path | str:
                 raise InputError(f"bundle manifest '{manifest}' is not valid JSON ({exc})") from exc
             for key in ("model", "artifact", "model_file", "file"):
                 name = meta.get(key) if isinstance(meta, dict) else None
+                if isinstance(name, dict):  # deploy bundle: {"model": {"file": ...}}
+                    name = name.get("file")
                 if isinstance(name, str) and (p / name).is_file():
                     return p / name
         for name in MODEL_FILES:

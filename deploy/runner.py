@@ -3,16 +3,46 @@
 
 Shipped inside every deploy bundle; also importable as ``edgeslim.deploy.runner`` so the
 timing loop and summary statistics exist in exactly one place.
+
+    python runner.py verify                      check every file against manifest.json
+    python runner.py classify IMG [IMG ...]      one JSON line per image
+    python runner.py eval --images DIR           DIR/<class>/<image>; one JSON line (accuracy, n)
+    python runner.py bench [--iters N] ...       one JSON line (median_ms, p90_ms, ...)
+
+Every command verifies the bundle first. Exit codes: 0 ok, 2 bad input or no inference
+library, 3 the bundle's files do not match its manifest.
+
+Preprocessing matches edgeslim's pipeline bit for bit: a uint8 image at the input size ->
+float32 / 255 -> (x - mean) / std per channel -> NCHW.
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import json
+import os
+import platform
+import struct
+import sys
 import time
+import zlib
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 RESULT_SCHEMA = "edgeslim.bench/1"
+IMAGE_EXTS = (".png", ".npy", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".pgm")
+EXIT_INPUT, EXIT_TAMPERED = 2, 3
+
+
+class RunnerError(Exception):
+    """A problem the user can fix; ``code`` is the exit status."""
+
+    def __init__(self, msg: str, code: int = EXIT_INPUT):
+        super().__init__(msg)
+        self.code = code
 
 
 def time_calls(fn: Callable[[], object], warmup: int = 10, min_iters: int = 50, min_time_s: float = 1.0,
@@ -39,3 +69,423 @@ def summarize(samples_ms: list[float], batch: int = 1) -> dict:
             "p99_ms": float(np.percentile(a, 99)), "std_ms": float(a.std(ddof=1)) if a.size > 1 else 0.0,
             "min_ms": float(a.min()), "max_ms": float(a.max()),
             "throughput": float(batch * 1e3 / med) if med > 0 else 0.0}
+
+
+# ---------------------------------------------------------------- PNG (stdlib zlib only)
+
+def write_png(path: str | os.PathLike, img: np.ndarray) -> None:
+    """Write a uint8 image (H,W gray or H,W,3 RGB) as an 8-bit non-interlaced PNG."""
+    img = np.ascontiguousarray(img, dtype=np.uint8)
+    h, w = img.shape[:2]
+    ctype = 0 if img.ndim == 2 else 2
+    raw = b"".join(b"\x00" + img[y].tobytes() for y in range(h))
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    body = chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, ctype, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw, 9))
+    Path(path).write_bytes(b"\x89PNG\r\n\x1a\n" + body + chunk(b"IEND", b""))
+
+
+def read_png(path: str | os.PathLike) -> np.ndarray:
+    """Decode an 8-bit non-interlaced gray/gray+alpha/RGB/RGBA/palette PNG to uint8 (H,W) or (H,W,C)."""
+    data = Path(path).read_bytes()
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise RunnerError(f"'{path}' is not a PNG file")
+    pos, idat, hdr, plte = 8, [], None, None
+    while pos < len(data):
+        (n,), tag = struct.unpack(">I", data[pos:pos + 4]), data[pos + 4:pos + 8]
+        body = data[pos + 8:pos + 8 + n]
+        pos += 12 + n
+        if tag == b"IHDR":
+            hdr = struct.unpack(">IIBBBBB", body)
+        elif tag == b"PLTE":
+            plte = np.frombuffer(body, np.uint8).reshape(-1, 3)
+        elif tag == b"IDAT":
+            idat.append(body)
+        elif tag == b"IEND":
+            break
+    if hdr is None:
+        raise RunnerError(f"'{path}': PNG without IHDR")
+    w, h, depth, ctype, _, _, interlace = hdr
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(ctype)
+    if depth != 8 or interlace or channels is None:
+        raise RunnerError(f"'{path}': only 8-bit non-interlaced PNG is supported without Pillow "
+                          f"(bit depth {depth}, interlace {interlace}); pip install pillow, or save it as 8-bit")
+    px = _unfilter(zlib.decompress(b"".join(idat)), h, w * channels, channels).reshape(h, w, channels)
+    if ctype == 3:
+        px = plte[px[..., 0]]
+    elif ctype in (4, 6):
+        px = px[..., :-1]  # alpha dropped: the models take gray or RGB
+    return px[..., 0] if px.shape[2] == 1 else px
+
+
+def _unfilter(raw: bytes, h: int, stride: int, bpp: int) -> np.ndarray:
+    buf = np.frombuffer(raw, np.uint8).reshape(h, stride + 1)
+    out = np.zeros((h, stride), np.uint8)
+    prev = np.zeros(stride, np.int32)
+    for y in range(h):
+        f, line = buf[y, 0], buf[y, 1:].astype(np.int32)
+        if f == 0:
+            cur = line
+        elif f == 1:  # Sub: running sum per byte position modulo bpp
+            cur = np.cumsum(line.reshape(-1, bpp), axis=0).reshape(-1) & 0xFF
+        elif f == 2:
+            cur = (line + prev) & 0xFF
+        elif f in (3, 4):
+            cur = _unfilter_seq(line, prev, bpp, f)
+        else:
+            raise RunnerError(f"corrupt PNG: unknown row filter {f}")
+        out[y] = cur
+        prev = cur.astype(np.int32)
+    return out
+
+
+def _unfilter_seq(line: np.ndarray, prev: np.ndarray, bpp: int, f: int) -> np.ndarray:
+    """Average (3) and Paeth (4) depend on the byte just decoded: a plain loop."""
+    cur = [0] * len(line)
+    ln, pv = line.tolist(), prev.tolist()
+    for i in range(len(ln)):
+        a = cur[i - bpp] if i >= bpp else 0
+        b = pv[i]
+        if f == 3:
+            cur[i] = (ln[i] + ((a + b) >> 1)) & 0xFF
+            continue
+        c = pv[i - bpp] if i >= bpp else 0
+        p = a + b - c
+        pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+        pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+        cur[i] = (ln[i] + pred) & 0xFF
+    return np.asarray(cur, np.int32)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """uint8 (H,W) or (H,W,C) from .png (built-in), .npy, or anything Pillow reads when installed."""
+    p = Path(path)
+    if not p.is_file():
+        raise RunnerError(f"image '{p}' does not exist")
+    if p.suffix.lower() == ".png":
+        try:
+            return read_png(p)
+        except RunnerError:
+            if not _has_pil():
+                raise
+    if p.suffix.lower() == ".npy":
+        arr = np.load(p, allow_pickle=False)
+        if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[2] not in (1, 3):
+            arr = arr.transpose(1, 2, 0)  # C,H,W -> H,W,C
+        return arr.astype(np.uint8) if arr.dtype != np.uint8 else arr
+    if not _has_pil():
+        raise RunnerError(f"cannot read '{p.name}': without Pillow only .png (8-bit) and .npy work; "
+                          "convert it to PNG or pip install pillow")
+    from PIL import Image
+
+    with Image.open(p) as im:
+        return np.asarray(im.convert("RGB" if im.mode not in ("L", "RGB") else im.mode))
+
+
+def _has_pil() -> bool:
+    try:
+        import PIL  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- preprocessing
+
+def preprocess(img: np.ndarray, pre: dict) -> np.ndarray:
+    """uint8 image -> float32 (C,H,W), exactly as edgeslim's pipeline: x/255, then (x-mean)/std."""
+    c = int(pre["channels"])
+    h, w = pre["size"]
+    a = img if img.ndim == 3 else img[:, :, None]
+    if a.shape[2] != c:
+        if c == 3 and a.shape[2] == 1:
+            a = np.repeat(a, 3, axis=2)
+        elif c == 1:  # ITU-R 601 luma, as Pillow's convert("L")
+            a = np.round(a[..., :3].astype(np.float64) @ [0.299, 0.587, 0.114])[..., None].astype(np.uint8)
+        else:
+            raise RunnerError(f"image has {a.shape[2]} channels; the model takes {c}")
+    if a.shape[:2] != (h, w):
+        a = _resize(a, h, w)
+    x = a.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
+    mean = np.asarray(pre["mean"], np.float32).reshape(-1, 1, 1)
+    std = np.asarray(pre["std"], np.float32).reshape(-1, 1, 1)
+    return (x - mean) / std
+
+
+def _resize(a: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Bilinear with Pillow when present, else nearest neighbour (the pipeline's images need neither)."""
+    if _has_pil():
+        from PIL import Image
+
+        mode = "L" if a.shape[2] == 1 else "RGB"
+        im = Image.fromarray(a[..., 0] if mode == "L" else a, mode).resize((w, h), Image.BILINEAR)
+        r = np.asarray(im)
+        return r[..., None] if r.ndim == 2 else r
+    ys = (np.arange(h) * a.shape[0] / h).astype(int)
+    xs = (np.arange(w) * a.shape[1] / w).astype(int)
+    return a[ys][:, xs]
+
+
+# ---------------------------------------------------------------- bundle + backends
+
+def load_manifest(bundle: Path) -> dict:
+    path = bundle / "manifest.json"
+    if not path.is_file():
+        raise RunnerError(f"no manifest.json in '{bundle}'; run this from an edgeslim bundle or pass --bundle DIR")
+    return json.loads(path.read_text())
+
+
+def verify(bundle: Path, manifest: dict) -> int:
+    """Check every file listed in the manifest against its sha256; raise (exit 3) on the first mismatch."""
+    files = manifest.get("files") or {}
+    for rel, want in sorted(files.items()):
+        p = bundle / rel
+        if not p.is_file():
+            raise RunnerError(f"bundle file '{rel}' is missing; refusing to run (manifest lists it)", EXIT_TAMPERED)
+        h = hashlib.sha256()
+        with open(p, "rb") as fh:
+            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                h.update(block)
+        if h.hexdigest() != want:
+            raise RunnerError(f"bundle file '{rel}' changed (sha256 {h.hexdigest()[:12]}... != manifest "
+                              f"{want[:12]}...); refusing to run: re-copy the bundle", EXIT_TAMPERED)
+    return len(files)
+
+
+class OrtRunner:
+    def __init__(self, model: Path, threads: int | None, device: str = "cpu"):
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise RunnerError("onnxruntime is not installed: pip install onnxruntime "
+                              "(or onnxruntime-gpu); or use --backend tensorrt") from exc
+        so = ort.SessionOptions()
+        if threads:
+            so.intra_op_num_threads = threads
+        prov = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+                "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]}
+        want = [p for p in prov[device] if p in ort.get_available_providers()]
+        self.session = ort.InferenceSession(str(model), so, providers=want or ["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.name, self.version = "onnxruntime", ort.__version__
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: x})[0]
+
+
+class TrtRunner:
+    """A serialized TensorRT engine (built on this device by build_engine.sh); needs cuda-python."""
+
+    def __init__(self, engine: Path):
+        try:
+            import tensorrt as trt
+        except ImportError as exc:
+            raise RunnerError("tensorrt is not importable: on Jetson it ships with JetPack "
+                              "(python3-libnvinfer); elsewhere pip install tensorrt") from exc
+        try:
+            from cuda.bindings import runtime as cudart
+        except ImportError:
+            try:
+                from cuda import cudart
+            except ImportError as exc:
+                raise RunnerError("the tensorrt backend needs cuda-python: pip install cuda-python") from exc
+        if not engine.is_file():
+            raise RunnerError(f"no TensorRT engine '{engine.name}': build it on this device with "
+                              "sh build_engine.sh (an engine only runs on the GPU it was built on)")
+        self.trt, self.cudart = trt, cudart
+        rt = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.engine = rt.deserialize_cuda_engine(engine.read_bytes())
+        if self.engine is None:
+            raise RunnerError(f"TensorRT could not load '{engine.name}' (built for another GPU or TensorRT "
+                              "version?); rebuild it here with sh build_engine.sh")
+        self.ctx = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        mode = trt.TensorIOMode.INPUT
+        self.inp = next(n for n in names if self.engine.get_tensor_mode(n) == mode)
+        self.out = next(n for n in names if self.engine.get_tensor_mode(n) != mode)
+        self.name, self.version = "tensorrt", trt.__version__
+        self.stream = self._ok(cudart.cudaStreamCreate())
+        self._bufs: dict[str, tuple[int, int]] = {}
+
+    def _ok(self, res: tuple) -> object:
+        if int(res[0]) != 0:
+            raise RunnerError(f"CUDA call failed: {res[0]}")
+        return res[1] if len(res) > 1 else None
+
+    def _buf(self, name: str, nbytes: int) -> int:
+        ptr, size = self._bufs.get(name, (0, 0))
+        if size < nbytes:
+            if ptr:
+                self.cudart.cudaFree(ptr)
+            ptr = int(self._ok(self.cudart.cudaMalloc(nbytes)))
+            self._bufs[name] = (ptr, nbytes)
+        return ptr
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        cu = self.cudart
+        x = np.ascontiguousarray(x, np.float32)
+        self.ctx.set_input_shape(self.inp, x.shape)
+        y = np.empty(tuple(self.ctx.get_tensor_shape(self.out)), np.float32)
+        pin, pout = self._buf(self.inp, x.nbytes), self._buf(self.out, y.nbytes)
+        self.ctx.set_tensor_address(self.inp, pin)
+        self.ctx.set_tensor_address(self.out, pout)
+        h2d, d2h = cu.cudaMemcpyKind.cudaMemcpyHostToDevice, cu.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        self._ok(cu.cudaMemcpyAsync(pin, x.ctypes.data, x.nbytes, h2d, self.stream))
+        if not self.ctx.execute_async_v3(self.stream):
+            raise RunnerError("TensorRT execution failed")
+        self._ok(cu.cudaMemcpyAsync(y.ctypes.data, pout, y.nbytes, d2h, self.stream))
+        self._ok(cu.cudaStreamSynchronize(self.stream))
+        return y
+
+
+def open_runner(bundle: Path, manifest: dict, backend: str | None, threads: int | None) -> OrtRunner | TrtRunner:
+    backend = backend or manifest.get("target", {}).get("runner_backend", "onnxruntime")
+    if backend == "tensorrt":
+        return TrtRunner(bundle / manifest.get("engine_file", "model.engine"))
+    if backend != "onnxruntime":
+        raise RunnerError(f"unknown backend '{backend}'; valid: onnxruntime, tensorrt")
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        try:
+            import tensorrt  # noqa: F401
+        except ImportError:
+            raise RunnerError("neither onnxruntime nor tensorrt is importable: pip install numpy onnxruntime "
+                              "(or use TensorRT from JetPack)") from None
+        return TrtRunner(bundle / manifest.get("engine_file", "model.engine"))
+    dev = manifest.get("target", {}).get("ort_device", "cpu")
+    return OrtRunner(bundle / manifest["model"]["file"], threads, dev)
+
+
+# ---------------------------------------------------------------- commands
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def _batches(xs: list[np.ndarray], size: int):
+    for i in range(0, len(xs), size):
+        yield np.stack(xs[i:i + size]).astype(np.float32)
+
+
+def cmd_classify(bundle: Path, man: dict, args: argparse.Namespace) -> int:
+    run = open_runner(bundle, man, args.backend, args.threads)
+    labels, pre = man["labels"], man["preprocessing"]
+    xs = [preprocess(read_image(p), pre) for p in args.images]
+    logits = np.concatenate([run.run(b) for b in _batches(xs, args.batch or 1)])
+    for path, z in zip(args.images, logits, strict=True):
+        p = _softmax(z.astype(np.float64))
+        top = np.argsort(-p)[:min(5, len(p))]
+        print(json.dumps({"image": str(path), "label": labels[int(top[0])], "index": int(top[0]),
+                          "score": round(float(p[top[0]]), 6),
+                          "top": [{"label": labels[int(i)], "score": round(float(p[i]), 6)} for i in top]}))
+    return 0
+
+
+def labeled_images(folder: Path, labels: list[str]) -> list[tuple[Path, int]]:
+    """(file, class index) for DIR/<class>/<file>; ordered by file name so batches match the pipeline's."""
+    if not folder.is_dir():
+        raise RunnerError(f"--images '{folder}' is not a folder; give DIR with one subfolder per class")
+    items = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        if sub.name not in labels:
+            raise RunnerError(f"folder '{sub.name}' is not a class of this model; valid: {', '.join(labels)}")
+        items += [(f, labels.index(sub.name)) for f in sub.iterdir() if f.suffix.lower() in IMAGE_EXTS]
+    if not items:
+        raise RunnerError(f"no images under '{folder}/<class>/' ({', '.join(IMAGE_EXTS)})")
+    return sorted(items, key=lambda t: (t[0].name, t[1]))
+
+
+def cmd_eval(bundle: Path, man: dict, args: argparse.Namespace) -> int:
+    run = open_runner(bundle, man, args.backend, args.threads)
+    labels, pre = man["labels"], man["preprocessing"]
+    items = labeled_images(Path(args.images), labels)
+    xs = [preprocess(read_image(f), pre) for f, _ in items]
+    y = np.array([c for _, c in items])
+    batch = args.batch or int(man.get("expected", {}).get("eval_batch_size", 64))
+    pred = np.concatenate([run.run(b).argmax(1) for b in _batches(xs, batch)])
+    per = {labels[c]: round(float((pred[y == c] == c).mean()), 6) for c in np.unique(y)}
+    out = {"accuracy": float((pred == y).mean()), "n": int(len(y)), "correct": int((pred == y).sum()),
+           "per_class_accuracy": per, "expected_accuracy": man.get("expected", {}).get("test_accuracy"),
+           "backend": run.name, "batch": batch}
+    print(json.dumps(out))
+    return 0
+
+
+def host_info(run: OrtRunner | TrtRunner) -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware")):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(), "os": platform.platform(),
+            "python": platform.python_version(), "onnxruntime": None, "tensorrt": None}
+    info[run.name] = run.version
+    if run.name != "onnxruntime":
+        try:
+            import onnxruntime
+
+            info["onnxruntime"] = onnxruntime.__version__
+        except ImportError:
+            pass
+    return info
+
+
+def cmd_bench(bundle: Path, man: dict, args: argparse.Namespace) -> int:
+    run = open_runner(bundle, man, args.backend, args.threads)
+    batch = args.batch or int(man.get("target", {}).get("batch", 1))
+    shape = man["model"]["inputs"][0]["shape"][1:]
+    x = np.random.default_rng(0).standard_normal((batch, *shape)).astype(np.float32)
+    samples = time_calls(lambda: run.run(x), args.warmup, args.iters, args.min_time)
+    out = {"schema": RESULT_SCHEMA, **summarize(samples, batch), "samples_ms": [round(s, 4) for s in samples],
+           "batch": batch, "threads": args.threads, "backend": run.name, "model": man["model"]["file"],
+           "precision": man.get("precision"), "host": host_info(run)}
+    print(json.dumps(out))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description="Run an edgeslim bundle (numpy + onnxruntime or tensorrt).")
+    ap.add_argument("--bundle", default=str(Path(__file__).resolve().parent), help="bundle folder")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("verify", help="check every file's sha256 against manifest.json")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--backend", choices=["onnxruntime", "tensorrt"], help="default: the target's")
+    common.add_argument("--threads", type=int, help="intra-op threads (default: the target's)")
+    common.add_argument("--batch", type=int, help="batch size")
+    c = sub.add_parser("classify", parents=[common], help="classify images; one JSON line each")
+    c.add_argument("images", nargs="+")
+    e = sub.add_parser("eval", parents=[common], help="accuracy on DIR/<class>/<image>")
+    e.add_argument("--images", required=True)
+    b = sub.add_parser("bench", parents=[common], help="latency; one JSON line")
+    b.add_argument("--iters", type=int, default=50, help="at least this many timed calls")
+    b.add_argument("--warmup", type=int, default=10)
+    b.add_argument("--min-time", type=float, default=1.0, help="and at least this many seconds")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    bundle = Path(args.bundle)
+    try:
+        man = load_manifest(bundle)
+        n = verify(bundle, man)
+        if args.cmd == "verify":
+            print(json.dumps({"verified": n, "bundle": str(bundle), "ok": True}))
+            return 0
+        if getattr(args, "threads", None) is None and args.cmd != "verify":
+            args.threads = man.get("target", {}).get("threads")
+        return {"classify": cmd_classify, "eval": cmd_eval, "bench": cmd_bench}[args.cmd](bundle, man, args)
+    except RunnerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

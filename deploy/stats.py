@@ -13,10 +13,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-REGRESSION, SLOWER_OK, NO_CHANGE, FASTER = (
+REGRESSION, SLOWER_OK, NO_CHANGE, FASTER_OK, FASTER = (
     "regression",
     "slower-within-tolerance",
     "no significant change",
+    "faster-within-tolerance",
     "faster",
 )
 
@@ -165,7 +166,7 @@ def verdict(ratio: float, ci_low: float, ci_high: float, max_slowdown: float) ->
     if ci_low > 1.0:
         return REGRESSION if ratio > 1.0 + max_slowdown else SLOWER_OK
     if ci_high < 1.0:
-        return FASTER
+        return FASTER if ratio < 1.0 - max_slowdown else FASTER_OK
     return NO_CHANGE
 
 

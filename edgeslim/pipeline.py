@@ -46,6 +46,7 @@ def run_pipeline(recipe: Recipe, reporter: Reporter | None = None, fresh: bool =
     """Run every stage of ``recipe``; stages whose key matches a finished folder are reused."""
     reporter = reporter or Reporter()
     run_dir = recipe.run_dir()
+    preflight(recipe)
     ensure_writable_dir(run_dir)
     clean_stale_temps(run_dir)
     if recipe.run.threads:
@@ -73,6 +74,17 @@ def run_pipeline(recipe: Recipe, reporter: Reporter | None = None, fresh: bool =
     record["final"] = next((h.metrics for h in reversed(history) if "test_accuracy" in h.metrics), {})
     write_record(run_dir, record)
     return RunResult(run_dir, record, history)
+
+
+def preflight(recipe: Recipe) -> None:
+    """Check the inputs every run needs before anything is written: data and model weights."""
+    from edgeslim.data import build_data
+
+    data = build_data(recipe.data, recipe.run.seed)
+    if recipe.model.checkpoint or recipe.model.weights:
+        from edgeslim.models.factory import model_from_spec
+
+        model_from_spec(recipe.model, data.input_shape[0], data.num_classes)
 
 
 def _run_stage(recipe: Recipe, i: int, cfg: Any, folder: Path, key: str, history: list[StageRecord],

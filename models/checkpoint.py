@@ -36,6 +36,11 @@ def safe_torch_load(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "global" not in str(exc).lower():  # e.g. "invalid load key": not a pickle at all
+            raise CheckpointError(
+                f"checkpoint '{path}' is corrupt or not a PyTorch file ({str(exc).splitlines()[0][:120]}); "
+                "re-save it with torch.save(model.state_dict(), path)"
+            ) from exc
         # weights_only refuses any global it does not know: an arbitrary pickle is never run.
         raise CheckpointError(
             f"checkpoint '{path}' contains Python objects other than tensors and was refused "

@@ -231,3 +231,156 @@ class _Loop:
         if folder is None or self.last_good is None or not dist.is_main():
             return "not saved (fit was given no workdir)"
         return str(save_torch(folder / "last_good.pt", self.last_good))
+
+    # ---- epoch end: validation, best, early stop, files --------------------------------
+    def end_epoch(self, train_stats: dict[str, float], frozen: list[str]) -> tuple[dict[str, Any], bool]:
+        """Validate, log, checkpoint; returns the epoch record and whether to stop early."""
+        val = evaluate_split(self.model, self.data, "val", self.device)
+        rec: dict[str, Any] = {"epoch": self.epoch + 1, **train_stats,
+                               "lr": self.opt.param_groups[-1]["lr"], "frozen_groups": len(frozen)}
+        rec.update({f"val_{k}": v for k, v in val.items() if k != "n"})
+        value = rec[self.cfg.monitor]
+        self.sched.epoch_end(value)
+        es = self.cfg.early_stopping
+        if _better(value, self.best_value, self.maximize, es.min_delta if es else 0.0):
+            self.best_value, self.best_epoch, self.bad_epochs = value, self.epoch + 1, 0
+            self.best_state = _cpu_state(self.model)
+        else:
+            self.bad_epochs += 1
+        rec["best_epoch"] = self.best_epoch
+        self.history.append(rec)
+        self.last_good = _cpu_state(self.model)
+        self.epoch += 1
+        return rec, bool(es and self.bad_epochs >= es.patience)
+
+    def save_checkpoints(self) -> None:
+        if not dist.is_main():
+            return
+        if self.workdir is not None:
+            save_torch(self.workdir / "checkpoints" / "last.pt", self.last_good)
+            if self.best_state is not None:
+                save_torch(self.workdir / "checkpoints" / "best.pt", self.best_state)
+        if self.resume_dir is not None:
+            save_torch(self.resume_dir / RESUME_FILE, self.resume_state())
+
+    def resume_state(self) -> dict[str, Any]:
+        return {"cfg_hash": self.cfg_hash(), "epoch": self.epoch, "step": self.step,
+                "model": self.last_good, "optimizer": self.opt.state_dict(),
+                "schedule": self.sched.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler else None,
+                "history": self.history, "best_value": self.best_value, "best_epoch": self.best_epoch,
+                "best_state": self.best_state, "bad_epochs": self.bad_epochs,
+                "rng": torch.get_rng_state()}
+
+    def try_resume(self, reporter: Reporter) -> int | None:
+        """Load the epoch-boundary state of an interrupted fit with the same settings."""
+        path = self.resume_dir / RESUME_FILE if self.resume_dir else None
+        if path is None or not path.is_file():
+            return None
+        from edgeslim.models.checkpoint import safe_torch_load
+
+        st = safe_torch_load(path)
+        if st.get("cfg_hash") != self.cfg_hash():
+            reporter.log(f"[yellow]{path}: saved with other settings; training from the start[/yellow]")
+            return None
+        self.model.load_state_dict(st["model"])
+        self.opt.load_state_dict(st["optimizer"])
+        self.sched.load_state_dict(st["schedule"])
+        if self.scaler and st["scaler"]:
+            self.scaler.load_state_dict(st["scaler"])
+        self.epoch, self.step, self.history = st["epoch"], st["step"], st["history"]
+        self.best_value, self.best_epoch = st["best_value"], st["best_epoch"]
+        self.best_state, self.bad_epochs, self.last_good = st["best_state"], st["bad_epochs"], st["model"]
+        torch.set_rng_state(st["rng"])
+        reporter.log(f"resuming training after epoch {self.epoch} from {path}")
+        return self.epoch
+
+
+def _setup(loop: _Loop) -> None:
+    cfg = loop.cfg
+    if cfg.amp == "fp16" and loop.device.type != "cuda":
+        _amp_context("fp16", loop.device)  # raises the one-line error before any work
+    loop.opt = make_optimizer(loop.model, cfg.optimizer)
+    spe = loop.steps_per_epoch()
+    loop.sched = Schedule(loop.opt, cfg.schedule, spe, spe * cfg.epochs, loop.maximize)
+    if cfg.amp == "fp16":
+        loop.scaler = torch.amp.GradScaler("cuda")
+    loop.last_good = _cpu_state(loop.model)
+
+
+def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig, *, loss_fn: LossFn | None = None,
+        workdir: Path | None = None, reporter: Reporter = NULL, device: torch.device | None = None,
+        seed: int = 0, resume_dir: Path | None = None,
+        callbacks: Sequence[EpochCallback] = ()) -> FitResult:
+    """Train ``model`` on ``data.train``, validating on ``data.val`` after every epoch.
+
+    Args:
+        model: the network (trained in place and returned in the result).
+        data: the bundle; its ``batch_transform`` (mixup/cutmix) applies when set.
+        cfg: the ``train:`` settings.
+        loss_fn: ``loss(logits, targets, inputs)``; default cross-entropy with label smoothing.
+        workdir: where metrics.jsonl/.csv, tensorboard/ and checkpoints/{best,last}.pt go.
+        reporter: progress bar and messages.
+        device: torch device (default CPU).
+        seed: seeds shuffling, augmentation and dropout.
+        resume_dir: a folder that survives a killed process; the epoch-boundary state is kept
+            there and a later call with the same settings continues from it.
+        callbacks: called with each epoch's record (may raise to stop, e.g. trial pruning).
+
+    Raises:
+        StageError: the loss became NaN/inf (message names step, lr and a fix).
+    """
+    device = device or torch.device("cpu")
+    torch.manual_seed(seed)
+    model.to(device)
+    grads = [p.requires_grad for p in model.parameters()]
+    loop = _Loop(model, data, cfg, loss_fn or cross_entropy(cfg.label_smoothing), device, seed,
+                 workdir, resume_dir)
+    _setup(loop)
+    res = FitResult(model, resumed_at_epoch=loop.try_resume(reporter))
+    log = MetricsLog(workdir if dist.is_main() else None, cfg.tensorboard)
+    undo_dropout = override_dropout(model, cfg.dropout) if cfg.dropout is not None else (lambda: None)
+    det = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(cfg.deterministic or det, warn_only=True)
+    try:
+        log.write(loop.history)
+        res.stopped_early = _run_epochs(loop, log, reporter, [*callbacks, *EPOCH_HOOKS])
+    finally:
+        undo_dropout()
+        torch.use_deterministic_algorithms(det, warn_only=True)
+        log.close()
+    for p, flag in zip(model.parameters(), grads, strict=True):
+        p.requires_grad_(flag)
+    if cfg.restore_best and loop.best_state is not None:
+        model.load_state_dict(loop.best_state)
+    res.history = loop.history
+    last = next((h for h in loop.history if h["epoch"] == loop.best_epoch), {})
+    res.best = {"epoch": loop.best_epoch, "monitor": cfg.monitor, "value": loop.best_value,
+                **{k: last.get(k) for k in ("val_top1", "val_top5", "val_macro_f1", "val_loss")}}
+    if cfg.eval_test and len(data.test):
+        res.test = {k: v for k, v in evaluate_split(model, data, "test", device).items()}
+    if resume_dir is not None and dist.is_main():
+        (resume_dir / RESUME_FILE).unlink(missing_ok=True)
+    return res
+
+
+def _run_epochs(loop: _Loop, log: MetricsLog, reporter: Reporter, hooks: list[EpochCallback]) -> bool:
+    cfg = loop.cfg
+    with reporter.task("train", cfg.epochs) as advance:
+        advance(loop.epoch)
+        while loop.epoch < cfg.epochs:
+            frozen = set_frozen(loop.model, cfg.freeze, loop.epoch)
+            set_train_mode(loop.model, frozen, cfg.freeze.bn_frozen)
+            net = dist.wrap(loop.model, loop.device)
+            stats = loop.train_epoch(net)
+            rec, stop = loop.end_epoch(stats, frozen)
+            loop.save_checkpoints()
+            log.write(loop.history)
+            advance(1, info=f"{cfg.monitor} {rec[cfg.monitor]:.3f}")
+            for cb in hooks:
+                cb(rec)
+            if stop:
+                reporter.log(f"early stop after epoch {loop.epoch}: {cfg.monitor} did not improve for "
+                             f"{cfg.early_stopping.patience} epochs (best epoch {loop.best_epoch})")
+                return True
+    return False

@@ -84,7 +84,7 @@ def test_arbitrary_pickle_is_refused_never_run(tmp_path):
         pickle.dump({"state_dict": _Evil()}, fh)
     torch.save({"weights": _Evil()}, tmp_path / "evil2.pt")
     for f in ("evil.pt", "evil2.pt"):
-        with pytest.raises(CheckpointError, match="refused|corrupt"):
+        with pytest.raises(CheckpointError, match="was refused"):
             load_state_dict_file(tmp_path / f)
     assert not _Evil.marker.exists()
 

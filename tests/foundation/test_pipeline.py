@@ -133,3 +133,40 @@ def test_kill9_then_resume_matches_uninterrupted(write_recipe, tmp_path):
     b = json.loads(run_json.read_text())
     for sa, sb in zip(a["stages"], b["stages"], strict=True):
         assert {k: sa["metrics"][k] for k in STABLE} == {k: sb["metrics"][k] for k in STABLE}
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (None, "does not exist"),
+    (b"\x00not a checkpoint", "corrupt"),
+    ("wrong-shape", "shape mismatch"),
+])
+def test_bad_checkpoint_in_recipe_writes_nothing(write_recipe, cli, tmp_path, content, fragment):
+    import torch
+
+    from edgeslim.models import create_model
+
+    ckpt = tmp_path / "c.pt"
+    if content == "wrong-shape":
+        torch.save(create_model("tinycnn", width=16, depth=2).state_dict(), ckpt)
+    elif content is not None:
+        ckpt.write_bytes(content)
+    code, _, err = cli("run", write_recipe(model={"checkpoint": str(ckpt)}))
+    assert code == 2 and fragment in err and "c.pt" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_local_checkpoint_is_used(write_recipe, tmp_path):
+    import torch
+
+    from edgeslim.models import create_model
+
+    src = create_model("tinycnn", num_classes=9, width=8, depth=2)
+    torch.save(src.state_dict(), tmp_path / "c.pt")
+    recipe = load_recipe(write_recipe([{"stage": "finetune", "train": {"epochs": 0}}],
+                                      model={"checkpoint": str(tmp_path / "c.pt")}))
+    res = run_pipeline(recipe, NULL)
+    from edgeslim.models.serialize import load_model
+
+    m = load_model(res.run_dir / "00-finetune" / "model.pt")
+    assert torch.equal(m.features[0][0].weight, src.features[0][0].weight)
+    assert m.fc.out_features == 4

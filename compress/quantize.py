@@ -1,0 +1,191 @@
+"""onnxruntime quantization: static QDQ INT8, dynamic INT8, FP16, the sensitivity scan and
+precision-by-measurement.
+
+Every decision is made on measurements of the artifact in onnxruntime: accuracy on the
+validation split and batch-1 latency on the target provider.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgeslim.errors import InputError, StageError
+
+if TYPE_CHECKING:
+    from edgeslim.data.bundle import DataBundle
+
+QUANT_OPS = ("Conv", "Gemm", "MatMul", "ConvTranspose")
+
+
+@dataclass
+class PtqSettings:
+    method: str = "minmax"  # minmax | entropy | percentile
+    percentile: float = 99.999
+    per_channel: bool = True
+    symmetric_activations: bool = False
+    reduce_range: bool = False
+    preprocess: bool = True
+    exclude: list[str] = field(default_factory=list)
+
+
+def preprocess(src: Path, dst: Path) -> Path:
+    """onnxruntime's pre-processing (shape inference + graph optimization) before calibration."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+    except Exception as exc:  # onnxruntime's optimizer raises its own types; fall back to the raw graph
+        raise StageError(f"onnxruntime quantization pre-processing failed on '{src.name}': "
+                         f"{str(exc).splitlines()[0][:200]}; set quantize.preprocess: false") from exc
+    return dst
+
+
+def quantize_static_qdq(src: Path, dst: Path, calib: np.ndarray, s: PtqSettings,
+                        only: list[str] | None = None) -> Path:
+    """Static INT8 in QDQ format (runs in onnxruntime and TensorRT)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    from edgeslim.calibration.readers import onnx_input_name, ort_reader
+
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}
+    extra: dict[str, Any] = {"ActivationSymmetric": s.symmetric_activations, "WeightSymmetric": True}
+    if s.method == "percentile":
+        extra["CalibPercentile"] = s.percentile
+    reader = ort_reader(calib, onnx_input_name(src), batch_size=1)
+    quantize_static(str(src), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=s.per_channel,
+                    reduce_range=s.reduce_range, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    op_types_to_quantize=list(QUANT_OPS), nodes_to_quantize=only,
+                    nodes_to_exclude=list(s.exclude) or None, calibrate_method=methods[s.method],
+                    extra_options=extra)
+    return dst
+
+
+def quantize_dynamic_int8(src: Path, dst: Path) -> Path:
+    """Dynamic INT8: weights quantized offline, activations at run time (Linear-heavy models)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+    return dst
+
+
+def to_fp16(src: Path, dst: Path) -> Path:
+    """FP16 weights and compute, float32 inputs/outputs kept (for GPU targets)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    m = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    onnx.save(m, str(dst))
+    return dst
+
+
+def quantizable_nodes(path: Path) -> list[str]:
+    import onnx
+
+    g = onnx.load(str(path), load_external_data=False).graph
+    return [n.name for n in g.node if n.op_type in QUANT_OPS]
+
+
+def ort_logits(path: Path, data: DataBundle, split: str, threads: int | None,
+               providers: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    from edgeslim.deploy.backends import OrtBackend
+    from edgeslim.measure import predict
+
+    return predict(OrtBackend(path, providers, threads), data, split, data_batch(data))
+
+
+def data_batch(data: DataBundle) -> int:
+    return 64
+
+
+def ort_latency_ms(path: Path, shape: tuple[int, ...], threads: int | None, iters: int,
+                   providers: list[str] | None = None) -> float:
+    from edgeslim.deploy.backends import OrtBackend
+    from edgeslim.deploy.latency import quick_latency_ms
+
+    return quick_latency_ms(OrtBackend(path, providers, threads), shape, iters)
+
+
+def top1(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float((logits.argmax(1) == labels).mean())
+
+
+def sensitivity_scan(float_path: Path, work: Path, calib: np.ndarray, s: PtqSettings, data: DataBundle,
+                     budget_points: float, max_float_layers: int, threads: int | None = None,
+                     log: Any = None) -> dict[str, Any]:
+    """Quantize everything; while accuracy drops more than the budget, keep the worst layers in float.
+
+    A layer's sensitivity is the logit error when it alone is quantized (others float), measured on
+    the validation split against the float model. Layers are returned to float worst first until the
+    INT8 model is back within ``budget_points`` (percentage points of validation top-1).
+    """
+    ref, labels = ort_logits(float_path, data, "val", threads)
+    ref_acc = top1(ref, labels)
+    full = quantize_static_qdq(float_path, work / "scan_all.onnx", calib, s)
+    acc = top1(ort_logits(full, data, "val", threads)[0], labels)
+    out: dict[str, Any] = {"float_val_top1": ref_acc, "int8_val_top1_before": acc, "kept_float": [],
+                           "layers": []}
+    if (ref_acc - acc) * 100 <= budget_points:
+        out.update(int8_val_top1=acc, within_budget=True, path=full)
+        return out
+    nodes = [n for n in quantizable_nodes(float_path) if n not in s.exclude]
+    scores = []
+    for i, node in enumerate(nodes):
+        one = quantize_static_qdq(float_path, work / f"scan_{i}.onnx", calib, s, only=[node])
+        logits = ort_logits(one, data, "val", threads)[0]
+        scores.append({"layer": node, "logit_mse": float(np.mean((logits - ref) ** 2)),
+                       "val_top1_alone": top1(logits, labels)})
+        one.unlink(missing_ok=True)
+    scores.sort(key=lambda r: -r["logit_mse"])
+    out["layers"] = scores
+    kept: list[str] = []
+    path = full
+    for row in scores[:max_float_layers]:
+        kept.append(row["layer"])
+        trial = PtqSettings(**{**s.__dict__, "exclude": list(s.exclude) + kept})
+        path = quantize_static_qdq(float_path, work / f"scan_keep{len(kept)}.onnx", calib, trial)
+        acc = top1(ort_logits(path, data, "val", threads)[0], labels)
+        if log:
+            log(f"sensitivity scan: {len(kept)} layer(s) kept in float -> val top-1 {acc:.4f} (float {ref_acc:.4f})")
+        if (ref_acc - acc) * 100 <= budget_points:
+            break
+    out.update(kept_float=kept, int8_val_top1=acc, within_budget=(ref_acc - acc) * 100 <= budget_points, path=path)
+    return out
+
+
+def choose_precision(cands: dict[str, Path], float_path: Path, data: DataBundle, shape: tuple[int, ...],
+                     budget_points: float, threads: int | None, iters: int, forced: str | None = None,
+                     providers: list[str] | None = None) -> dict[str, Any]:
+    """Measure every candidate artifact; keep the fastest within the accuracy budget (or ``forced``)."""
+    ref_acc = top1(*ort_logits(float_path, data, "val", threads, providers))
+    rows = []
+    for name, path in cands.items():
+        acc = top1(*ort_logits(path, data, "val", threads, providers))
+        lat = ort_latency_ms(path, shape, threads, iters, providers)
+        drop = (ref_acc - acc) * 100
+        rows.append({"precision": name, "val_top1": round(acc, 4), "latency_ms": round(lat, 4),
+                     "drop_points": round(drop, 3), "within_budget": drop <= budget_points,
+                     "size_bytes": path.stat().st_size})
+    ok = [r for r in rows if r["within_budget"]] or [next(r for r in rows if r["precision"] == "fp32")]
+    fastest = min(ok, key=lambda r: r["latency_ms"])
+    res: dict[str, Any] = {"candidates": rows, "fastest_within_budget": fastest["precision"]}
+    if forced is None:
+        chosen = fastest
+        others = ", ".join(f"{r['precision']} {r['latency_ms']:.3f} ms" for r in rows if r is not chosen)
+        res["reason"] = (f"{chosen['precision']} is the fastest within the {budget_points} point budget "
+                         f"({chosen['latency_ms']:.3f} ms; {others})")
+    else:
+        if forced not in cands:
+            raise InputError(f"precision '{forced}' was not built; valid: {', '.join(cands)}")
+        chosen = next(r for r in rows if r["precision"] == forced)
+        res["reason"] = f"{forced} forced by the recipe"
+        if chosen["latency_ms"] > fastest["latency_ms"]:
+            res["warning"] = (f"forced precision {forced} ({chosen['latency_ms']:.3f} ms) is slower than "
+                              f"{fastest['precision']} ({fastest['latency_ms']:.3f} ms) on this backend; "
+                              "set precision: auto to keep the faster one")
+    res["chosen"] = chosen["precision"]
+    return res

@@ -1,0 +1,243 @@
+"""The edge bundle: everything a device needs to run, check and benchmark a model.
+
+    DIR/model.onnx           the artifact (plus model.onnx.data when over 2 GB)
+    DIR/manifest.json        inputs, preprocessing, labels, precision, expected accuracy and
+                             latency on the build host, target profile, sha256 of every file
+    DIR/runner.py            standalone runner (numpy + onnxruntime or tensorrt)
+    DIR/build_engine.sh      trtexec command for the target (engines are built on the device)
+    DIR/README.md
+    DIR/calibration.cache    TensorRT INT8 calibration cache (INT8 from an FP32 model)
+    DIR/images/<class>/*.png the test split, as the pipeline evaluated it (optional)
+
+Written atomically, then packed into DIR.tar.gz.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+from edgeslim.deploy.profiles import Profile, check_model, get_profile, resolve_precision
+from edgeslim.errors import InputError
+from edgeslim.fsutil import atomic_dir, atomic_write_json, atomic_write_text, sha256_file
+
+SCHEMA = "edgeslim.bundle/1"
+RUNNER_SRC = Path(__file__).with_name("runner.py")
+
+
+def load_run(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / "run.json"
+    if not path.is_file():
+        raise InputError(f"'{run_dir}' is not an edgeslim run folder (no run.json); give runs/<name> "
+                         "of a finished `edgeslim run`")
+    return json.loads(path.read_text())
+
+
+def onnx_stage(run_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """The newest completed stage that produced an ONNX file."""
+    for st in reversed(record.get("stages", [])):
+        if st.get("status") == "completed" and st.get("onnx_file"):
+            if not (run_dir / st["dir"] / st["onnx_file"]).is_file():
+                raise InputError(f"{st['dir']}/{st['onnx_file']} listed in run.json is missing; rerun the recipe")
+            return st
+    raise InputError(f"run '{run_dir}' has no completed stage with an ONNX model; add `- stage: export` "
+                     "to the recipe and run it again")
+
+
+def find_calibration_cache(run_dir: Path) -> Path | None:
+    """A TensorRT calibration cache written by the quantize stage (calibration.cache / *.calib)."""
+    hits = sorted(p for pat in ("*/calibration.cache", "*/*.calib", "*/trt_calib*.cache") for p in run_dir.glob(pat))
+    return hits[-1] if hits else None
+
+
+def _onnx_facts(path: Path) -> dict[str, Any]:
+    import onnx
+
+    from edgeslim.deploy.export import read_metadata
+    from edgeslim.deploy.parity import is_reduced_precision
+
+    m = onnx.load(str(path), load_external_data=False)
+    inits = {i.name for i in m.graph.initializer}
+    inp = next(i for i in m.graph.input if i.name not in inits)
+
+    def dims(v: Any) -> list[Any]:
+        return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in v.type.tensor_type.shape.dim]
+
+    meta = read_metadata(path)
+    return {"opset": next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), 0),
+            "input": {"name": inp.name, "shape": dims(inp), "dtype": "float32", "layout": "NCHW"},
+            "outputs": [{"name": o.name, "shape": dims(o)} for o in m.graph.output],
+            "dynamic_batch": not isinstance(dims(inp)[0], int) or dims(inp)[0] == 0,
+            "precision": meta.get("edgeslim.precision") or is_reduced_precision(path) or "fp32", "meta": meta}
+
+
+def build_bundle(run_dir: str | Path, out: str | Path, target: str, *, precision: str | None = None,
+                 batch: int | None = None, include_images: bool = True, calibration_cache: str | Path | None = None,
+                 tarball: bool = True, **_: Any) -> dict[str, Any]:
+    """Write the bundle for ``target`` from a finished run; return the manifest.
+
+    Raises:
+        InputError: the run has no ONNX, or the target cannot run it (the reason names the fix).
+    """
+    run_dir, out = Path(run_dir), Path(out)
+    record = load_run(run_dir)
+    st = onnx_stage(run_dir, record)
+    onnx_path = run_dir / st["dir"] / st["onnx_file"]
+    facts = _onnx_facts(onnx_path)
+    prof = get_profile(target)
+    calib = Path(calibration_cache) if calibration_cache else find_calibration_cache(run_dir)
+    if calib is not None and not calib.is_file():
+        raise InputError(f"calibration cache '{calib}' does not exist")
+    run_prec = resolve_precision(prof, facts["precision"], precision, calib is not None)
+    check_model(prof, facts["opset"], facts["dynamic_batch"], batch)
+    with atomic_dir(out) as tmp:
+        _copy_model(onnx_path, tmp)
+        shutil.copy2(RUNNER_SRC, tmp / "runner.py")
+        use_cache = run_prec == "int8" and facts["precision"] == "fp32"
+        if use_cache and calib is not None:
+            shutil.copy2(calib, tmp / "calibration.cache")
+        n_images = _write_images(record, tmp / "images") if include_images else 0
+        manifest = _manifest(record, st, facts, prof, run_prec, batch, n_images, use_cache)
+        atomic_write_text(tmp / "build_engine.sh", build_engine_script(prof, facts, run_prec, manifest, use_cache))
+        os.chmod(tmp / "build_engine.sh", 0o755)
+        atomic_write_text(tmp / "README.md", _readme(manifest, prof))
+        manifest["files"] = {p.relative_to(tmp).as_posix(): sha256_file(p)
+                             for p in sorted(tmp.rglob("*")) if p.is_file() and p.name != "manifest.json"}
+        atomic_write_json(tmp / "manifest.json", manifest)
+    if tarball:
+        write_tarball(out)
+    return manifest
+
+
+def _copy_model(onnx_path: Path, tmp: Path) -> None:
+    shutil.copy2(onnx_path, tmp / "model.onnx")
+    side = onnx_path.with_name(onnx_path.name + ".data")
+    if side.is_file():
+        # the .onnx names its sidecar; keep that name so onnxruntime finds the weights
+        from edgeslim.deploy.export import finalize_onnx
+
+        finalize_onnx(onnx_path, tmp / "model.onnx", simplify=False)
+
+
+def write_tarball(folder: Path) -> Path:
+    dest = folder.with_name(folder.name + ".tar.gz")
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    with tarfile.open(tmp, "w:gz") as tf:
+        tf.add(folder, arcname=folder.name)
+    os.replace(tmp, dest)
+    return dest
+
+
+def _data_of(record: dict[str, Any]) -> Any:
+    from edgeslim.data import build_data
+    from edgeslim.recipe import DataSpec
+
+    return build_data(DataSpec.model_validate(record["recipe"]["data"]), int(record.get("seed", 0)))
+
+
+def _write_images(record: dict[str, Any], folder: Path) -> int:
+    """The test split as PNG class folders; names keep the split order so batches match the pipeline."""
+    from edgeslim.deploy.runner import write_png
+
+    data = _data_of(record)
+    imgs, labels = data.test.images.numpy(), data.test.labels.numpy()
+    for i, (img, y) in enumerate(zip(imgs, labels, strict=True)):
+        d = folder / data.class_names[int(y)]
+        d.mkdir(parents=True, exist_ok=True)
+        write_png(d / f"{i:05d}.png", img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0))
+    return len(labels)
+
+
+def _manifest(record: dict[str, Any], st: dict[str, Any], facts: dict[str, Any], prof: Profile, prec: str,
+              batch: int | None, n_images: int, use_cache: bool) -> dict[str, Any]:
+    from edgeslim import __version__
+
+    meta, m = facts["meta"], st.get("metrics", {})
+    shape = meta.get("edgeslim.input_shape") or [d for d in facts["input"]["shape"][1:]]
+    data = record["recipe"]["data"]
+    target = {**prof.to_json(), "batch": batch or prof.batch}
+    return {
+        "schema": SCHEMA, "name": record.get("name"), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "edgeslim_version": __version__, "recipe_hash": record.get("recipe_hash"),
+        "source_stage": st["dir"], "precision": prec, "model_precision": facts["precision"],
+        "model": {"file": "model.onnx", "opset": facts["opset"], "exporter": m.get("exporter"),
+                  "inputs": [{**facts["input"], "shape": [facts["input"]["shape"][0], *shape]}],
+                  "outputs": facts["outputs"], "dynamic_batch": facts["dynamic_batch"]},
+        "engine_file": "model.engine", "calibration_cache": "calibration.cache" if use_cache else None,
+        "preprocessing": {"input": "uint8 image at the model's input size", "size": list(shape[1:]),
+                          "channels": int(shape[0]), "layout": "NCHW", "scale": "1/255",
+                          "mean": meta.get("edgeslim.mean"), "std": meta.get("edgeslim.std"),
+                          "formula": "x = (uint8 / 255 - mean) / std, float32, NCHW"},
+        "labels": meta.get("edgeslim.class_names") or st.get("class_names"),
+        "expected": {"test_accuracy": m.get("test_accuracy"), "test_images": n_images or None,
+                     "eval_batch_size": int(data.get("batch_size", 64)), "evaluated_on": m.get("evaluated_on"),
+                     "latency_ms": m.get("latency_ms"), "latency_batch": 1,
+                     "latency_threads": record["recipe"]["run"].get("threads"), "build_host": record.get("host"),
+                     "note": "measured on the build host with onnxruntime; rerun `runner.py eval`/`bench` on "
+                             "the device"},
+        "parity": {k: v for k, v in m.items() if k.startswith("parity")},
+        "target": target, "images": "images" if n_images else None,
+    }
+
+
+def build_engine_script(prof: Profile, facts: dict[str, Any], prec: str, manifest: dict[str, Any],
+                        use_cache: bool) -> str:
+    """The trtexec command that builds model.engine on the device (optimization profile for batch)."""
+    name = facts["input"]["name"]
+    chw = "x".join(str(d) for d in manifest["model"]["inputs"][0]["shape"][1:])
+    opt = manifest["target"]["batch"]
+    flags = ["--onnx=model.onnx", "--saveEngine=model.engine", "--timingCacheFile=timing.cache",
+             f"--memPoolSize=workspace:{prof.workspace_mb}"]
+    if facts["dynamic_batch"]:
+        flags += [f"--minShapes={name}:1x{chw}", f"--optShapes={name}:{opt}x{chw}",
+                  f"--maxShapes={name}:{prof.max_batch}x{chw}"]
+    if prec == "fp16":
+        flags.append("--fp16")
+    elif prec == "int8":
+        # QDQ models carry their scales (explicit quantization); fp16 lets non-quantized layers run fast
+        flags += ["--int8", "--fp16"] + (["--calib=calibration.cache"] if use_cache else [])
+    lines = " \\\n  ".join(flags)
+    return f"""#!/bin/sh
+# Build the TensorRT engine for {prof.name} ON THE DEVICE: an engine only runs on the GPU model
+# and TensorRT version it was built with. Precision: {prec}. Usage: sh build_engine.sh [extra trtexec flags]
+set -eu
+cd "$(dirname "$0")"
+if command -v python3 >/dev/null 2>&1; then python3 runner.py verify; fi
+TRTEXEC="${{TRTEXEC:-$(command -v trtexec || echo /usr/src/tensorrt/bin/trtexec)}}"
+if [ ! -x "$TRTEXEC" ]; then
+  echo "trtexec not found: install TensorRT (JetPack ships it in /usr/src/tensorrt/bin) or set TRTEXEC" >&2
+  exit 2
+fi
+"$TRTEXEC" \\
+  {lines} "$@"
+echo "built model.engine; run: python3 runner.py bench --backend tensorrt"
+"""
+
+
+def _readme(man: dict[str, Any], prof: Profile) -> str:
+    exp = man["expected"]
+    acc = f"{exp['test_accuracy']:.4f}" if exp.get("test_accuracy") is not None else "n/a"
+    trt = ("\nBuild the TensorRT engine on the device first: `sh build_engine.sh` (needs trtexec), then\n"
+           "`python3 runner.py bench --backend tensorrt` (needs the tensorrt and cuda-python modules).\n"
+           if prof.backend == "tensorrt" else "")
+    return f"""# {man['name']} for {prof.name}
+
+{prof.description}. Precision: {man['precision']}. Labels: {', '.join(man['labels'] or [])}.
+
+Needs only Python 3 with numpy and onnxruntime (or tensorrt):
+
+    python3 -m venv venv && venv/bin/pip install numpy onnxruntime
+    venv/bin/python runner.py verify                  # sha256 of every file vs manifest.json
+    venv/bin/python runner.py eval --images images    # expected accuracy {acc} (build host)
+    venv/bin/python runner.py classify images/*/00000.png
+    venv/bin/python runner.py bench --iters 200       # one JSON line: median_ms, p90_ms, ...
+{trt}
+Input: {man['preprocessing']['formula']}; size {man['preprocessing']['size']}, {man['preprocessing']['channels']}
+channel(s). Every command refuses to run (exit 3) when a file differs from manifest.json.
+Built by edgeslim {man['edgeslim_version']} from stage {man['source_stage']}.
+"""

@@ -1,0 +1,128 @@
+"""``edgeslim bench ARTIFACT [--json OUT] [--threads N] [--batch N[,N...]] [--remote user@host]``"""
+
+from __future__ import annotations
+
+import argparse
+
+EPILOG = """examples:
+  edgeslim bench runs/demo/03-export/model.onnx
+  edgeslim bench model.onnx --batch 1,8,32 --threads 2 --json bench.json
+  edgeslim bench runs/demo/01-finetune/model.pt --min-time 3
+  edgeslim bench torchvision:resnet18 --image-size 224
+  edgeslim bench bundle/ --remote pi@raspberrypi.local --known-hosts ~/.ssh/known_hosts
+exit codes: 0 ok, 1 failure, 2 bad input"""
+
+
+def batch_list(text: str) -> list[int]:
+    """argparse type for ``--batch 1,4,8``."""
+    try:
+        vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        vals = []
+    if not vals or any(v < 1 for v in vals):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a batch size list; use e.g. 1 or 1,4,8")
+    return vals
+
+
+def add_measure_args(p: argparse.ArgumentParser, min_time: float = 1.0) -> None:
+    """Options shared by bench and check: how to open the artifact and how long to measure."""
+    g = p.add_argument_group("measurement")
+    g.add_argument(
+        "--threads", type=int, default=None, help="intra-op threads (default: runtime's)"
+    )
+    g.add_argument("--inter-threads", type=int, default=None, help="inter-op threads")
+    g.add_argument("--batch", type=batch_list, default=[1], help="batch size(s), e.g. 1 or 1,4,8")
+    g.add_argument("--warmup", type=int, default=10, help="untimed calls first (default 10)")
+    g.add_argument("--min-iters", type=int, default=50, help="timed calls at least (default 50)")
+    g.add_argument(
+        "--min-time",
+        type=float,
+        default=min_time,
+        help=f"timed seconds at least (default {min_time:g})",
+    )
+    g.add_argument(
+        "--provider", default="auto", help="onnx: auto|cpu|cuda|tensorrt (auto: CUDA if present)"
+    )
+    g.add_argument("--device", default="cpu", help="torch artifacts: cpu|cuda")
+    g.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="input size for torch models / ONNX with dynamic H,W",
+    )
+    g.add_argument("--in-chans", type=int, default=3, help="input channels of a registry model")
+    g.add_argument("--checkpoint", default=None, help="weights for a registry-name artifact")
+    g.add_argument(
+        "--num-classes", type=int, default=None, help="classes of a registry-name artifact"
+    )
+
+
+def bench_options(args: argparse.Namespace):  # -> BenchOptions (import kept lazy)
+    from edgeslim.deploy.bench import BenchOptions
+    from edgeslim.errors import InputError
+
+    for name in ("threads", "inter_threads", "min_iters"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise InputError(f"--{name.replace('_', '-')} {v} is not valid; use a positive number")
+    if args.warmup < 0 or args.min_time < 0:
+        raise InputError("--warmup and --min-time must be >= 0")
+    return BenchOptions(
+        batches=args.batch,
+        warmup=args.warmup,
+        min_iters=args.min_iters,
+        min_time_s=args.min_time,
+        threads=args.threads,
+        inter_threads=args.inter_threads,
+        provider=args.provider,
+        device=args.device,
+        image_size=args.image_size,
+        in_chans=args.in_chans,
+        checkpoint=args.checkpoint,
+        num_classes=args.num_classes,
+    )
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from edgeslim.deploy.remote import add_remote_args
+
+    p = sub.add_parser(
+        "bench",
+        help="latency, throughput and memory of an artifact (local or over SSH)",
+        description="Benchmark an .onnx (onnxruntime), .engine (TensorRT), edgeslim "
+        "model.pt, bundle folder or registry model name.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "artifact", help=".onnx, .engine/.plan, model.pt, bundle/stage folder or model name"
+    )
+    p.add_argument(
+        "--json", dest="json_out", default=None, help="write the full result (raw samples) here"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the median")
+    add_measure_args(p)
+    add_remote_args(p)
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from edgeslim.deploy.bench import format_table, run_benchmark
+    from edgeslim.fsutil import atomic_write_json
+
+    opts = bench_options(args)
+    if args.remote:
+        from edgeslim.deploy.remote import remote_bench, target_from_args
+
+        result = remote_bench(target_from_args(args), args.artifact, opts)
+    else:
+        result = run_benchmark(args.artifact, opts)
+    if args.json_out:
+        atomic_write_json(args.json_out, result)
+    if args.quiet:
+        print(f"{result['median_ms']:.4f}")
+    else:
+        print(format_table(result))
+        if args.json_out:
+            print(f"result: {args.json_out}")
+    return 0
