@@ -36,7 +36,7 @@ def safe_torch_load(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "global" not in str(exc).lower():  # e.g. "invalid load key": not a pickle at all
+        if not _pickles_objects(path):  # not a readable pickle at all: corrupt, not unsafe
             raise CheckpointError(
                 f"checkpoint '{path}' is corrupt or not a PyTorch file ({str(exc).splitlines()[0][:120]}); "
                 "re-save it with torch.save(model.state_dict(), path)"
@@ -52,6 +52,26 @@ def safe_torch_load(path: Path) -> Any:
             f"checkpoint '{path}' is corrupt or not a PyTorch file ({str(exc).splitlines()[0][:160]}); "
             "re-save it with torch.save(model.state_dict(), path)"
         ) from exc
+
+
+def _pickles_objects(path: Path) -> bool:
+    """True when the file is a well-formed pickle that imports or builds Python objects.
+
+    Read with pickletools, which parses opcodes without executing anything.
+    """
+    import pickletools
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                name = next(n for n in zf.namelist() if n.endswith("data.pkl"))
+                raw = zf.read(name)
+        else:
+            raw = path.read_bytes()
+        ops = {op.name for op, _, _ in pickletools.genops(raw)}
+    except Exception:  # any parse failure means the bytes are not a pickle
+        return False
+    return bool(ops & {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX"})
 
 
 def extract_state_dict(obj: Any, path: Path | str = "<memory>") -> dict[str, torch.Tensor]:

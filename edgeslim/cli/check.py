@@ -87,7 +87,7 @@ def main(args: argparse.Namespace) -> int:
             f"{'(CANDIDATE) with --baseline-json' if want == 1 else '(BASELINE CANDIDATE)'}, "
             f"got {len(args.artifacts)}: {' '.join(args.artifacts)}"
         )
-    if not 0 <= args.max_slowdown < 1000 or not 0.5 <= args.confidence < 1 or args.min_rounds < 2:
+    if not 0 <= args.max_slowdown <= 1e6 or not 0.5 <= args.confidence < 1 or args.min_rounds < 2:
         raise InputError(
             f"--max-slowdown {args.max_slowdown} / --confidence {args.confidence} / --min-rounds "
             f"{args.min_rounds} out of range; use PCT >= 0, 0.5 <= confidence < 1, rounds >= 2"

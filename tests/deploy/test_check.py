@@ -59,8 +59,10 @@ def test_mann_whitney_matches_scipy():
 
 def test_self_check_passes_with_reports(cli, models, tmp_path):
     md, junit, js = tmp_path / "c.md", tmp_path / "c.xml", tmp_path / "c.json"
+    # a generous tolerance: the gate's false-alarm rate is measured by benchmarks/latency_gate.py,
+    # this test checks the pass path and the reports
     code, out, err = cli("check", models["base"], models["base"], *FAST, "--markdown", md, "--junit", junit,
-                         "--json", js)
+                         "--json", js, "--max-slowdown", "25")
     assert code == 0, out + err
     rep = json.loads(js.read_text())
     assert rep["passed"] and rep["comparison"]["rounds"] >= 8 and rep["calls_per_round"] >= 1
@@ -75,7 +77,7 @@ def test_slower_candidate_fails_and_tolerance_lets_it_pass(cli, models, tmp_path
     code, out, _ = cli("check", models["base"], models["slow"], *FAST, "--junit", junit)
     assert code == 1 and "regression" in out
     assert ET.parse(junit).getroot().find("testsuite").get("failures") == "1"
-    code, out, _ = cli("check", models["base"], models["slow"], *FAST, "--max-slowdown", "100000")
+    code, out, _ = cli("check", models["base"], models["slow"], *FAST, "--max-slowdown", "5000")
     assert code == 0 and "slower-within-tolerance" in out
 
 

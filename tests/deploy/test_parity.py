@@ -1,0 +1,123 @@
+"""Parity gates: relative-to-scale FP32 errors, quantized agreement, and a failing export kept as .failed."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from edgeslim.deploy.parity import ParityConfig, compare_outputs, fp32_parity, gate, quant_parity
+from edgeslim.deploy.stages import newer_onnx
+from edgeslim.errors import GateError
+from edgeslim.stages.context import StageRecord
+
+
+class _Fixed:
+    """A backend returning precomputed outputs (the gate logic under test is the comparison)."""
+
+    def __init__(self, out):
+        self.out, self.i = out, 0
+
+    def run(self, x):
+        o = self.out[self.i:self.i + len(x)]
+        self.i += len(x)
+        return o
+
+
+def test_error_is_judged_against_the_output_scale():
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((8, 10)) * 1e8  # deep nets with random weights: logits ~1e8
+    got = ref + 100.0  # absolute error 100, relative 1e-6: a sound export
+    cfg = ParityConfig()
+    (rep,) = compare_outputs([ref], [got], ["logits"], cfg)
+    assert rep.passed and rep.max_abs_err == pytest.approx(100, rel=1e-6) and rep.rel_err < 1e-5
+    assert rep.top1_agreement == 1.0
+    small = rng.standard_normal((8, 10)) * 10  # the same absolute error on small logits is a bug
+    (bad,) = compare_outputs([small], [small + 100.0], ["logits"], cfg)
+    assert not bad.passed and bad.rel_err > 1
+
+
+def test_fp32_report_names_output_place_and_inputs():
+    ref = np.zeros((6, 4), np.float32)
+    ref[:, 0] = 5.0
+    got = ref.copy()
+    got[3, 2] = 0.5  # one drifting element in input 3
+    rep = fp32_parity(_Fixed(ref), _Fixed(got), np.zeros((6, 1), np.float32), ParityConfig(batch_size=4),
+                      output_names=["logits"])
+    assert not rep.passed
+    o = rep.outputs[0]
+    assert o.where == [3, 2] and o.worst_inputs[0] == 3 and o.max_abs_err == pytest.approx(0.5)
+    with pytest.raises(GateError, match=r"output 'logits': max abs err 0.5 at \[3, 2\].*worst inputs \[3"):
+        gate(rep)
+
+
+def test_non_finite_and_shape_mismatch_fail_with_reason():
+    ref = np.ones((2, 3))
+    (nan,) = compare_outputs([ref], [np.array([[1, np.nan, 1], [1, 1, 1]])], ["y"], ParityConfig())
+    assert not nan.passed and "non-finite" in nan.problem and nan.where == [0, 1]
+    (shp,) = compare_outputs([ref], [np.ones((2, 4))], ["y"], ParityConfig())
+    assert not shp.passed and "shape [2, 4]" in shp.problem
+
+
+def test_quantized_gate_uses_agreement_and_accuracy_drop(tmp_path):
+    y = np.array([0, 1, 2, 3] * 5)
+    parent = np.eye(4)[y] * 3.0
+    artifact = parent.copy()
+    artifact[:3] = np.eye(4)[(y[:3] + 1) % 4] * 3  # 3 of 20 flipped: agreement 0.85, drop 0.15
+    x = np.zeros((20, 1), np.float32)
+    rep = quant_parity(_Fixed(parent), _Fixed(artifact), x, y, ParityConfig())
+    assert rep.metrics["top1_agreement"] == pytest.approx(0.85)
+    assert rep.metrics["accuracy_drop"] == pytest.approx(0.15) and rep.metrics["disagreeing_inputs"] == [0, 1, 2]
+    with pytest.raises(GateError, match="top-1 agreement 0.8500"):
+        gate(rep, tmp_path / "parity.json", "somewhere.failed")
+    assert json.loads((tmp_path / "parity.json").read_text())["passed"] is False
+    loose = ParityConfig(quant_min_agreement=0.8, quant_max_accuracy_drop=0.2)
+    ok = quant_parity(_Fixed(parent), _Fixed(artifact), x, y, loose)
+    assert ok.passed
+
+
+def test_newer_onnx_contract_with_quantize():
+    def rec(i, name, model=None, onnx=None):
+        return StageRecord(i, name, None, "completed", model_file=model, onnx_file=onnx)  # type: ignore[arg-type]
+
+    ft, q = rec(0, "finetune", model="model.pt"), rec(1, "quantize", model="model.pt", onnx="model.onnx")
+    assert newer_onnx([ft, q]) is q  # quantize saved both: its ONNX is the deployable one
+    assert newer_onnx([ft]) is None
+    ex = rec(1, "export", onnx="model.onnx")
+    assert newer_onnx([ft, ex, rec(2, "finetune", model="model.pt")]) is None  # model newer: re-export
+
+
+class DataDependent(nn.Module):
+    """Takes a branch on the input's values: tracing with zeros bakes in the wrong branch."""
+
+    def __init__(self, num_classes: int = 4, in_chans: int = 3, **_):
+        super().__init__()
+        self.pool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(in_chans, num_classes)
+
+    def forward(self, x):
+        z = self.fc(self.pool(x).flatten(1))
+        if x.abs().sum() > 0:  # dynamo refuses this; the TorchScript fallback silently specialises it
+            return z
+        return -z
+
+
+def test_drifting_export_fails_the_stage_and_is_kept(write_recipe, cli, tmp_path):
+    from edgeslim.models.registry import _BUILDERS, register_model
+
+    if "drift_test_net" not in _BUILDERS:
+        register_model("drift_test_net")(DataDependent)
+    recipe = write_recipe([{"stage": "finetune", "train": {"epochs": 1}}, {"stage": "export"}],
+                          model={"source": "drift_test_net", "kwargs": {}})
+    code, _, err = cli("run", recipe, "--quiet")
+    assert code == 1 and "parity gate failed" in err and "output 'logits'" in err, err
+    run = tmp_path / "runs" / "t"
+    failed = run / "01-export.failed"
+    assert (failed / "model.onnx").is_file() and not (run / "01-export").exists()
+    rep = json.loads((failed / "parity.json").read_text())
+    assert rep["passed"] is False and rep["outputs"][0]["top1_agreement"] < 0.5
+    assert str(failed) in err
+    assert json.loads((run / "run.json").read_text())["stages"][1]["status"] == "failed"
+    torch.manual_seed(0)
