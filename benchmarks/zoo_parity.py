@@ -27,7 +27,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "zoo_parity.json"
 
 
 def zoo(max_params: int) -> list[dict]:
-    """(name, params, input size) of every classification model up to ``max_params``, smallest first."""
+    """Name, params and input size of each classification model <= max_params, smallest first."""
     from torchvision import models as tvm
 
     rows = []
@@ -35,7 +35,9 @@ def zoo(max_params: int) -> list[dict]:
         w = tvm.get_model_weights(name).DEFAULT  # metadata only: nothing is downloaded
         size = w.transforms.keywords.get("crop_size", 224)
         if w.meta["num_params"] <= max_params:
-            rows.append({"model": name, "params": int(w.meta["num_params"]), "input_size": int(size)})
+            rows.append(
+                {"model": name, "params": int(w.meta["num_params"]), "input_size": int(size)}
+            )
     return sorted(rows, key=lambda r: r["params"])
 
 
@@ -44,34 +46,66 @@ def one(name: str, size: int, threads: int, samples: int, out: Path) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    from torchvision import models as tvm
-
-    from edgeslim.data import build_data
     from edgeslim.deploy.backends import OrtBackend, TorchBackend
     from edgeslim.deploy.export import export_onnx
     from edgeslim.deploy.parity import ParityConfig, fp32_parity, split_inputs
+    from torchvision import models as tvm
+
+    from edgeslim.data import build_data
     from edgeslim.recipe import DataSpec
 
     res: dict = {"model": name, "input_size": size}
     torch.manual_seed(0)
     model = tvm.get_model(name, weights=None).eval()
-    data = build_data(DataSpec(source="synthetic", image_size=size, synthetic_classes=4,
-                               synthetic_per_class=8, test_fraction=0.25, val_fraction=0.15), seed=0)
+    data = build_data(
+        DataSpec(
+            source="synthetic",
+            image_size=size,
+            synthetic_classes=4,
+            synthetic_per_class=8,
+            test_fraction=0.25,
+            val_fraction=0.15,
+        ),
+        seed=0,
+    )
     x, _ = split_inputs(data, samples)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        exp = export_onnx(model, (3, size, size), Path(tmp) / "m.onnx", 18, True,
-                          {"edgeslim.class_names": [str(i) for i in range(1000)]})
-        res.update(exporter=exp.exporter, export_s=round(time.perf_counter() - t0, 1),
-                   onnx_mb=round(exp.path.stat().st_size / 2**20, 1), simplified=exp.simplified,
-                   nodes=exp.nodes_after, notes=exp.warnings)
+        exp = export_onnx(
+            model,
+            (3, size, size),
+            Path(tmp) / "m.onnx",
+            18,
+            True,
+            {"edgeslim.class_names": [str(i) for i in range(1000)]},
+        )
+        res.update(
+            exporter=exp.exporter,
+            export_s=round(time.perf_counter() - t0, 1),
+            onnx_mb=round(exp.path.stat().st_size / 2**20, 1),
+            simplified=exp.simplified,
+            nodes=exp.nodes_after,
+            notes=exp.warnings,
+        )
         cfg = ParityConfig(samples=samples, batch_size=samples)
-        rep = fp32_parity(TorchBackend(model, (3, size, size)), OrtBackend(exp.path, intra_op_threads=threads),
-                          x, cfg, output_names=["logits"])
+        rep = fp32_parity(
+            TorchBackend(model, (3, size, size)),
+            OrtBackend(exp.path, intra_op_threads=threads),
+            x,
+            cfg,
+            output_names=["logits"],
+        )
     o = rep.outputs[0]
-    res.update(passed=rep.passed, n_inputs=rep.n_inputs, max_abs_err=o.max_abs_err, scale=o.scale,
-               rel_err=o.rel_err, limit=o.limit, top1_agreement=o.top1_agreement,
-               reason="" if rep.passed else rep.summary())
+    res.update(
+        passed=rep.passed,
+        n_inputs=rep.n_inputs,
+        max_abs_err=o.max_abs_err,
+        scale=o.scale,
+        rel_err=o.rel_err,
+        limit=o.limit,
+        top1_agreement=o.top1_agreement,
+        reason="" if rep.passed else rep.summary(),
+    )
     out.write_text(json.dumps(res))
 
 
@@ -94,20 +128,44 @@ def _save(doc: dict) -> None:
 def _child(row: dict, args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "r.json"
-        cmd = [sys.executable, __file__, "--one", row["model"], "--size", str(row["input_size"]),
-               "--threads", str(args.threads), "--samples", str(args.samples), "--child-out", str(out)]
-        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+        cmd = [
+            sys.executable,
+            __file__,
+            "--one",
+            row["model"],
+            "--size",
+            str(row["input_size"]),
+            "--threads",
+            str(args.threads),
+            "--samples",
+            str(args.samples),
+            "--child-out",
+            str(out),
+        ]
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": str(args.threads),
+            "MKL_NUM_THREADS": str(args.threads),
+        }
         t0 = time.perf_counter()
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env)
         except subprocess.TimeoutExpired:
-            return {**row, "passed": False, "reason": f"timeout after {args.timeout} s (export + parity)",
-                    "wall_s": args.timeout}
+            return {
+                **row,
+                "passed": False,
+                "reason": f"timeout after {args.timeout} s (export + parity)",
+                "wall_s": args.timeout,
+            }
         wall = round(time.perf_counter() - t0, 1)
         if p.returncode == 0 and out.is_file():
             return {**row, **json.loads(out.read_text()), "wall_s": wall}
         tail = [ln for ln in (p.stderr or "").strip().splitlines() if ln.strip()][-1:] or [""]
-        why = f"killed by signal {-p.returncode} (likely out of memory)" if p.returncode < 0 else tail[0][:400]
+        why = (
+            f"killed by signal {-p.returncode} (likely out of memory)"
+            if p.returncode < 0
+            else tail[0][:400]
+        )
         return {**row, "passed": False, "reason": f"exit {p.returncode}: {why}", "wall_s": wall}
 
 
@@ -119,6 +177,7 @@ def main() -> int:
     ap.add_argument("--timeout", type=int, default=900, help="seconds per model")
     ap.add_argument("--only", nargs="*", help="model names (default: the whole zoo)")
     ap.add_argument("--redo", action="store_true", help="recompute models already in the results")
+    ap.add_argument("--retry-failed", action="store_true", help="recompute only models that failed")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--size", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--child-out", help=argparse.SUPPRESS)
@@ -129,16 +188,28 @@ def main() -> int:
     doc = _load()
     rows = [r for r in zoo(int(args.max_params)) if not args.only or r["model"] in args.only]
     for i, row in enumerate(rows):
-        if row["model"] in doc["results"] and not args.redo:
+        prev = doc["results"].get(row["model"])
+        if (
+            prev is not None
+            and not args.redo
+            and not (args.retry_failed and not prev.get("passed"))
+        ):
             continue
         r = _child(row, args)
         doc["results"][row["model"]] = r
-        doc["summary"] = {"done": len(doc["results"]), "total": len(rows),
-                          "passed": sum(bool(v.get("passed")) for v in doc["results"].values())}
+        doc["summary"] = {
+            "done": len(doc["results"]),
+            "total": len(rows),
+            "passed": sum(bool(v.get("passed")) for v in doc["results"].values()),
+        }
         _save(doc)
         flag = "PASS" if r.get("passed") else "FAIL"
-        print(f"[{i + 1}/{len(rows)}] {row['model']:22s} {flag} rel={r.get('rel_err', float('nan')):.2e} "
-              f"{r.get('exporter', '-')} {r.get('wall_s')}s {r.get('reason', '')[:150]}", flush=True)
+        print(
+            f"[{i + 1}/{len(rows)}] {row['model']:22s} {flag} "
+            f"rel={r.get('rel_err', float('nan')):.2e} "
+            f"{r.get('exporter', '-')} {r.get('wall_s')}s {r.get('reason', '')[:150]}",
+            flush=True,
+        )
     return 0
 
 

@@ -46,8 +46,13 @@ class OrtBackend:
 
     name = "onnxruntime"
 
-    def __init__(self, path: str | Path, providers: list[str] | None = None, intra_op_threads: int | None = None,
-                 inter_op_threads: int | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        providers: list[str] | None = None,
+        intra_op_threads: int | None = None,
+        inter_op_threads: int | None = None,
+    ):
         ort = require("onnxruntime", "onnx")
         path = Path(path)
         if not path.is_file():
@@ -59,14 +64,21 @@ class OrtBackend:
             so.inter_op_num_threads = inter_op_threads
         avail = ort.get_available_providers()
         providers = providers or ["CPUExecutionProvider"]
-        missing = [p if isinstance(p, str) else p[0] for p in providers
-                   if (p if isinstance(p, str) else p[0]) not in avail]
+        missing = [
+            p if isinstance(p, str) else p[0]
+            for p in providers
+            if (p if isinstance(p, str) else p[0]) not in avail
+        ]
         if missing:
-            raise InputError(f"onnxruntime provider(s) {missing} are not available here; available: {avail}")
+            raise InputError(
+                f"onnxruntime provider(s) {missing} are not available here; available: {avail}"
+            )
         try:
             self.session = ort.InferenceSession(str(path), so, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise InputError(f"onnxruntime cannot load '{path}': {str(exc).splitlines()[0][:200]}") from exc
+            raise InputError(
+                f"onnxruntime cannot load '{path}': {str(exc).splitlines()[0][:200]}"
+            ) from exc
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self._shape = tuple(d if isinstance(d, int) else 1 for d in inp.shape)[1:]
@@ -74,7 +86,9 @@ class OrtBackend:
         self.providers = self.session.get_providers()
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        return self.session.run(
+            None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)}
+        )[0]
 
     def input_shape(self) -> tuple[int, ...]:
         return self._shape
@@ -90,8 +104,9 @@ EP_PRESETS = {
 }
 
 
-def ort_providers(preset: str, fp16: bool = False, int8: bool = False,
-                  cache_dir: str | Path | None = None) -> list[Any]:
+def ort_providers(
+    preset: str, fp16: bool = False, int8: bool = False, cache_dir: str | Path | None = None
+) -> list[Any]:
     """Provider list (with options) for ``cpu``, ``cuda`` or ``tensorrt`` onnxruntime sessions."""
     if preset not in EP_PRESETS:
         from edgeslim.errors import unknown_name
@@ -102,16 +117,21 @@ def ort_providers(preset: str, fp16: bool = False, int8: bool = False,
         if name == "TensorrtExecutionProvider":
             opts: dict[str, Any] = {"trt_fp16_enable": fp16, "trt_int8_enable": int8}
             if cache_dir is not None:
-                opts.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(cache_dir),
-                            trt_timing_cache_enable=True, trt_timing_cache_path=str(cache_dir))
+                opts.update(
+                    trt_engine_cache_enable=True,
+                    trt_engine_cache_path=str(cache_dir),
+                    trt_timing_cache_enable=True,
+                    trt_timing_cache_path=str(cache_dir),
+                )
             out.append((name, opts))
         else:
             out.append(name)
     return out
 
 
-def open_backend(artifact: Any, input_shape: tuple[int, ...] | None = None, kind: str | None = None,
-                 **kw: Any) -> Backend:
+def open_backend(
+    artifact: Any, input_shape: tuple[int, ...] | None = None, kind: str | None = None, **kw: Any
+) -> Backend:
     """Open a torch model, an .onnx file (onnxruntime) or a TensorRT .engine/.plan."""
     if not isinstance(artifact, (str, Path)):
         if input_shape is None:
@@ -119,10 +139,14 @@ def open_backend(artifact: Any, input_shape: tuple[int, ...] | None = None, kind
         return TorchBackend(artifact, input_shape, kw.get("device", "cpu"))
     path = Path(artifact)
     if kind in ("ort-cuda", "ort-tensorrt") and path.suffix == ".onnx":
-        provs = ort_providers(kind[4:], kw.get("fp16", False), kw.get("int8", False), kw.get("cache_dir"))
+        provs = ort_providers(
+            kind[4:], kw.get("fp16", False), kw.get("int8", False), kw.get("cache_dir")
+        )
         return OrtBackend(path, provs, kw.get("intra_op_threads"), kw.get("inter_op_threads"))
     if kind in (None, "onnxruntime") and path.suffix == ".onnx":
-        return OrtBackend(path, kw.get("providers"), kw.get("intra_op_threads"), kw.get("inter_op_threads"))
+        return OrtBackend(
+            path, kw.get("providers"), kw.get("intra_op_threads"), kw.get("inter_op_threads")
+        )
     if path.suffix in (".engine", ".plan") or kind == "tensorrt":
         from edgeslim.deploy.tensorrt import TensorRTBackend  # optional: needs tensorrt + CUDA
 

@@ -252,6 +252,10 @@ _COLS = (
 )
 
 
+def _num(v: Any) -> str:
+    return f"{v:,}" if isinstance(v, (int, float)) else "-"
+
+
 def format_table(result: dict[str, Any]) -> str:
     """Human summary: one row per batch size, then artifact and host lines."""
     a, s, h = result["artifact"], result["settings"], result["host"]
@@ -266,22 +270,23 @@ def format_table(result: dict[str, Any]) -> str:
         head,
     ]
     for r in result["sweep"]:
-        mem = f"{r['peak_rss_mb']:.0f} MiB" + (
-            f" / GPU {r['gpu_memory_mb']:.0f}" if "gpu_memory_mb" in r else ""
-        )
+        mem = f"{r['peak_rss_mb']:.0f} MiB" if r.get("peak_rss_mb") is not None else "-"
+        if r.get("gpu_memory_mb") is not None:
+            mem += f" / GPU {r['gpu_memory_mb']:.0f}"
         ms = " ".join(f"{r[k]:>{w}.3f}ms" for k, w in _COLS)
         lines.append(f"{r['batch']:>5} {ms} {r['throughput']:>10.1f} {r['iters']:>6} {mem:>10}")
-    macs = f"{a['macs']:,}" if a.get("macs") is not None else "-"
-    params = f"{a['params']:,}" if a.get("params") is not None else "-"
+    macs, params = _num(a.get("macs")), _num(a.get("params"))
     lines.append(
-        f"size {a['size_bytes']:,} B   params {params}   MACs {macs}   input {s['input_shape']}"
+        f"size {_num(a.get('size_bytes'))} B   params {params}   MACs {macs}   "
+        f"input {s['input_shape']}"
     )
     gpu = (
         f"   GPU {h['gpu']} (driver {h.get('gpu_driver') or h.get('cuda') or '?'})"
         if h.get("gpu")
         else ""
     )
-    lines.append(f"host {h['cpu']} x{h['cores']}{gpu}")
+    where = f" (remote {h['remote']})" if h.get("remote") else ""
+    lines.append(f"host {h.get('cpu')} x{h.get('cores')}{gpu}{where}")
     return "\n".join(lines)
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeslim.deploy.profiles import Profile, check_model, get_profile, resolve_precision
+
 from edgeslim.errors import InputError
 from edgeslim.fsutil import atomic_dir, atomic_write_json, atomic_write_text, sha256_file
 
@@ -33,8 +34,10 @@ RUNNER_SRC = Path(__file__).with_name("runner.py")
 def load_run(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "run.json"
     if not path.is_file():
-        raise InputError(f"'{run_dir}' is not an edgeslim run folder (no run.json); give runs/<name> "
-                         "of a finished `edgeslim run`")
+        raise InputError(
+            f"'{run_dir}' is not an edgeslim run folder (no run.json); give runs/<name> "
+            "of a finished `edgeslim run`"
+        )
     return json.loads(path.read_text())
 
 
@@ -43,21 +46,28 @@ def onnx_stage(run_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
     for st in reversed(record.get("stages", [])):
         if st.get("status") == "completed" and st.get("onnx_file"):
             if not (run_dir / st["dir"] / st["onnx_file"]).is_file():
-                raise InputError(f"{st['dir']}/{st['onnx_file']} listed in run.json is missing; rerun the recipe")
+                raise InputError(
+                    f"{st['dir']}/{st['onnx_file']} listed in run.json is missing; rerun the recipe"
+                )
             return st
-    raise InputError(f"run '{run_dir}' has no completed stage with an ONNX model; add `- stage: export` "
-                     "to the recipe and run it again")
+    raise InputError(
+        f"run '{run_dir}' has no completed stage with an ONNX model; add `- stage: export` "
+        "to the recipe and run it again"
+    )
 
 
 def find_calibration_cache(run_dir: Path) -> Path | None:
     """A TensorRT calibration cache written by the quantize stage (calibration.cache / *.calib)."""
-    hits = sorted(p for pat in ("*/calibration.cache", "*/*.calib", "*/trt_calib*.cache") for p in run_dir.glob(pat))
+    hits = sorted(
+        p
+        for pat in ("*/calibration.cache", "*/*.calib", "*/trt_calib*.cache")
+        for p in run_dir.glob(pat)
+    )
     return hits[-1] if hits else None
 
 
 def _onnx_facts(path: Path) -> dict[str, Any]:
     import onnx
-
     from edgeslim.deploy.export import read_metadata
     from edgeslim.deploy.parity import is_reduced_precision
 
@@ -66,19 +76,34 @@ def _onnx_facts(path: Path) -> dict[str, Any]:
     inp = next(i for i in m.graph.input if i.name not in inits)
 
     def dims(v: Any) -> list[Any]:
-        return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in v.type.tensor_type.shape.dim]
+        return [
+            d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+            for d in v.type.tensor_type.shape.dim
+        ]
 
     meta = read_metadata(path)
-    return {"opset": next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), 0),
-            "input": {"name": inp.name, "shape": dims(inp), "dtype": "float32", "layout": "NCHW"},
-            "outputs": [{"name": o.name, "shape": dims(o)} for o in m.graph.output],
-            "dynamic_batch": not isinstance(dims(inp)[0], int) or dims(inp)[0] == 0,
-            "precision": meta.get("edgeslim.precision") or is_reduced_precision(path) or "fp32", "meta": meta}
+    return {
+        "opset": next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), 0),
+        "input": {"name": inp.name, "shape": dims(inp), "dtype": "float32", "layout": "NCHW"},
+        "outputs": [{"name": o.name, "shape": dims(o)} for o in m.graph.output],
+        "dynamic_batch": not isinstance(dims(inp)[0], int) or dims(inp)[0] == 0,
+        "precision": meta.get("edgeslim.precision") or is_reduced_precision(path) or "fp32",
+        "meta": meta,
+    }
 
 
-def build_bundle(run_dir: str | Path, out: str | Path, target: str, *, precision: str | None = None,
-                 batch: int | None = None, include_images: bool = True, calibration_cache: str | Path | None = None,
-                 tarball: bool = True, **_: Any) -> dict[str, Any]:
+def build_bundle(
+    run_dir: str | Path,
+    out: str | Path,
+    target: str,
+    *,
+    precision: str | None = None,
+    batch: int | None = None,
+    include_images: bool = True,
+    calibration_cache: str | Path | None = None,
+    tarball: bool = True,
+    **_: Any,
+) -> dict[str, Any]:
     """Write the bundle for ``target`` from a finished run; return the manifest.
 
     Raises:
@@ -103,11 +128,16 @@ def build_bundle(run_dir: str | Path, out: str | Path, target: str, *, precision
             shutil.copy2(calib, tmp / "calibration.cache")
         n_images = _write_images(record, tmp / "images") if include_images else 0
         manifest = _manifest(record, st, facts, prof, run_prec, batch, n_images, use_cache)
-        atomic_write_text(tmp / "build_engine.sh", build_engine_script(prof, facts, run_prec, manifest, use_cache))
+        atomic_write_text(
+            tmp / "build_engine.sh", build_engine_script(prof, facts, run_prec, manifest, use_cache)
+        )
         os.chmod(tmp / "build_engine.sh", 0o755)
         atomic_write_text(tmp / "README.md", _readme(manifest, prof))
-        manifest["files"] = {p.relative_to(tmp).as_posix(): sha256_file(p)
-                             for p in sorted(tmp.rglob("*")) if p.is_file() and p.name != "manifest.json"}
+        manifest["files"] = {
+            p.relative_to(tmp).as_posix(): sha256_file(p)
+            for p in sorted(tmp.rglob("*"))
+            if p.is_file() and p.name != "manifest.json"
+        }
         atomic_write_json(tmp / "manifest.json", manifest)
     if tarball:
         write_tarball(out)
@@ -141,7 +171,7 @@ def _data_of(record: dict[str, Any]) -> Any:
 
 
 def _write_images(record: dict[str, Any], folder: Path) -> int:
-    """The test split as PNG class folders; names keep the split order so batches match the pipeline."""
+    """The test split as PNG class folders; names keep split order so batches match the pipeline."""
     from edgeslim.deploy.runner import write_png
 
     data = _data_of(record)
@@ -153,8 +183,16 @@ def _write_images(record: dict[str, Any], folder: Path) -> int:
     return len(labels)
 
 
-def _manifest(record: dict[str, Any], st: dict[str, Any], facts: dict[str, Any], prof: Profile, prec: str,
-              batch: int | None, n_images: int, use_cache: bool) -> dict[str, Any]:
+def _manifest(
+    record: dict[str, Any],
+    st: dict[str, Any],
+    facts: dict[str, Any],
+    prof: Profile,
+    prec: str,
+    batch: int | None,
+    n_images: int,
+    use_cache: bool,
+) -> dict[str, Any]:
     from edgeslim import __version__
 
     meta, m = facts["meta"], st.get("metrics", {})
@@ -162,55 +200,89 @@ def _manifest(record: dict[str, Any], st: dict[str, Any], facts: dict[str, Any],
     data = record["recipe"]["data"]
     target = {**prof.to_json(), "batch": batch or prof.batch}
     return {
-        "schema": SCHEMA, "name": record.get("name"), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "edgeslim_version": __version__, "recipe_hash": record.get("recipe_hash"),
-        "source_stage": st["dir"], "precision": prec, "model_precision": facts["precision"],
-        "model": {"file": "model.onnx", "opset": facts["opset"], "exporter": m.get("exporter"),
-                  "inputs": [{**facts["input"], "shape": [facts["input"]["shape"][0], *shape]}],
-                  "outputs": facts["outputs"], "dynamic_batch": facts["dynamic_batch"]},
-        "engine_file": "model.engine", "calibration_cache": "calibration.cache" if use_cache else None,
-        "preprocessing": {"input": "uint8 image at the model's input size", "size": list(shape[1:]),
-                          "channels": int(shape[0]), "layout": "NCHW", "scale": "1/255",
-                          "mean": meta.get("edgeslim.mean"), "std": meta.get("edgeslim.std"),
-                          "formula": "x = (uint8 / 255 - mean) / std, float32, NCHW"},
+        "schema": SCHEMA,
+        "name": record.get("name"),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "edgeslim_version": __version__,
+        "recipe_hash": record.get("recipe_hash"),
+        "source_stage": st["dir"],
+        "precision": prec,
+        "model_precision": facts["precision"],
+        "model": {
+            "file": "model.onnx",
+            "opset": facts["opset"],
+            "exporter": m.get("exporter"),
+            "inputs": [{**facts["input"], "shape": [facts["input"]["shape"][0], *shape]}],
+            "outputs": facts["outputs"],
+            "dynamic_batch": facts["dynamic_batch"],
+        },
+        "engine_file": "model.engine",
+        "calibration_cache": "calibration.cache" if use_cache else None,
+        "preprocessing": {
+            "input": "uint8 image at the model's input size",
+            "size": list(shape[1:]),
+            "channels": int(shape[0]),
+            "layout": "NCHW",
+            "scale": "1/255",
+            "mean": meta.get("edgeslim.mean"),
+            "std": meta.get("edgeslim.std"),
+            "formula": "x = (uint8 / 255 - mean) / std, float32, NCHW",
+        },
         "labels": meta.get("edgeslim.class_names") or st.get("class_names"),
-        "expected": {"test_accuracy": m.get("test_accuracy"), "test_images": n_images or None,
-                     "eval_batch_size": int(data.get("batch_size", 64)), "evaluated_on": m.get("evaluated_on"),
-                     "latency_ms": m.get("latency_ms"), "latency_batch": 1,
-                     "latency_threads": record["recipe"]["run"].get("threads"), "build_host": record.get("host"),
-                     "note": "measured on the build host with onnxruntime; rerun `runner.py eval`/`bench` on "
-                             "the device"},
+        "expected": {
+            "test_accuracy": m.get("test_accuracy"),
+            "test_images": n_images or None,
+            "eval_batch_size": int(data.get("batch_size", 64)),
+            "evaluated_on": m.get("evaluated_on"),
+            "latency_ms": m.get("latency_ms"),
+            "latency_batch": 1,
+            "latency_threads": record["recipe"]["run"].get("threads"),
+            "build_host": record.get("host"),
+            "note": "measured on the build host with onnxruntime; rerun `runner.py eval`/`bench` "
+            "on "
+            "the device",
+        },
         "parity": {k: v for k, v in m.items() if k.startswith("parity")},
-        "target": target, "images": "images" if n_images else None,
+        "target": target,
+        "images": "images" if n_images else None,
     }
 
 
-def build_engine_script(prof: Profile, facts: dict[str, Any], prec: str, manifest: dict[str, Any],
-                        use_cache: bool) -> str:
-    """The trtexec command that builds model.engine on the device (optimization profile for batch)."""
+def build_engine_script(
+    prof: Profile, facts: dict[str, Any], prec: str, manifest: dict[str, Any], use_cache: bool
+) -> str:
+    """The trtexec command that builds model.engine on the device (batch optimization profile)."""
     name = facts["input"]["name"]
     chw = "x".join(str(d) for d in manifest["model"]["inputs"][0]["shape"][1:])
     opt = manifest["target"]["batch"]
-    flags = ["--onnx=model.onnx", "--saveEngine=model.engine", "--timingCacheFile=timing.cache",
-             f"--memPoolSize=workspace:{prof.workspace_mb}"]
+    flags = [
+        "--onnx=model.onnx",
+        "--saveEngine=model.engine",
+        "--timingCacheFile=timing.cache",
+        f"--memPoolSize=workspace:{prof.workspace_mb}",
+    ]
     if facts["dynamic_batch"]:
-        flags += [f"--minShapes={name}:1x{chw}", f"--optShapes={name}:{opt}x{chw}",
-                  f"--maxShapes={name}:{prof.max_batch}x{chw}"]
+        flags += [
+            f"--minShapes={name}:1x{chw}",
+            f"--optShapes={name}:{opt}x{chw}",
+            f"--maxShapes={name}:{prof.max_batch}x{chw}",
+        ]
     if prec == "fp16":
         flags.append("--fp16")
     elif prec == "int8":
-        # QDQ models carry their scales (explicit quantization); fp16 lets non-quantized layers run fast
+        # QDQ models carry their scales (explicit quantization); fp16 speeds up float layers
         flags += ["--int8", "--fp16"] + (["--calib=calibration.cache"] if use_cache else [])
     lines = " \\\n  ".join(flags)
     return f"""#!/bin/sh
 # Build the TensorRT engine for {prof.name} ON THE DEVICE: an engine only runs on the GPU model
-# and TensorRT version it was built with. Precision: {prec}. Usage: sh build_engine.sh [extra trtexec flags]
+# and TensorRT version it was built with. Precision: {prec}.
+# Usage: sh build_engine.sh [extra trtexec flags]
 set -eu
 cd "$(dirname "$0")"
 if command -v python3 >/dev/null 2>&1; then python3 runner.py verify; fi
 TRTEXEC="${{TRTEXEC:-$(command -v trtexec || echo /usr/src/tensorrt/bin/trtexec)}}"
 if [ ! -x "$TRTEXEC" ]; then
-  echo "trtexec not found: install TensorRT (JetPack ships it in /usr/src/tensorrt/bin) or set TRTEXEC" >&2
+  echo "trtexec not found: install TensorRT (JetPack: /usr/src/tensorrt/bin) or set TRTEXEC" >&2
   exit 2
 fi
 "$TRTEXEC" \\
@@ -220,14 +292,17 @@ echo "built model.engine; run: python3 runner.py bench --backend tensorrt"
 
 
 def _readme(man: dict[str, Any], prof: Profile) -> str:
-    exp = man["expected"]
+    exp, pre = man["expected"], man["preprocessing"]
     acc = f"{exp['test_accuracy']:.4f}" if exp.get("test_accuracy") is not None else "n/a"
-    trt = ("\nBuild the TensorRT engine on the device first: `sh build_engine.sh` (needs trtexec), then\n"
-           "`python3 runner.py bench --backend tensorrt` (needs the tensorrt and cuda-python modules).\n"
-           if prof.backend == "tensorrt" else "")
-    return f"""# {man['name']} for {prof.name}
+    trt = (
+        "\nBuild the TensorRT engine on the device first: `sh build_engine.sh` (trtexec), then\n"
+        "`python3 runner.py bench --backend tensorrt` (needs tensorrt and cuda-python).\n"
+        if prof.backend == "tensorrt"
+        else ""
+    )
+    return f"""# {man["name"]} for {prof.name}
 
-{prof.description}. Precision: {man['precision']}. Labels: {', '.join(man['labels'] or [])}.
+{prof.description}. Precision: {man["precision"]}. Labels: {", ".join(man["labels"] or [])}.
 
 Needs only Python 3 with numpy and onnxruntime (or tensorrt):
 
@@ -237,7 +312,7 @@ Needs only Python 3 with numpy and onnxruntime (or tensorrt):
     venv/bin/python runner.py classify images/*/00000.png
     venv/bin/python runner.py bench --iters 200       # one JSON line: median_ms, p90_ms, ...
 {trt}
-Input: {man['preprocessing']['formula']}; size {man['preprocessing']['size']}, {man['preprocessing']['channels']}
-channel(s). Every command refuses to run (exit 3) when a file differs from manifest.json.
-Built by edgeslim {man['edgeslim_version']} from stage {man['source_stage']}.
+Input: {pre["formula"]}; size {pre["size"]}, {pre["channels"]} channel(s).
+Every command refuses to run (exit 3) when a file differs from manifest.json.
+Built by edgeslim {man["edgeslim_version"]} from stage {man["source_stage"]}.
 """

@@ -46,9 +46,17 @@ class ExportResult:
     files: list[Path] = field(default_factory=list)
 
 
-def export_onnx(model: nn.Module, input_shape: tuple[int, ...], out: str | Path, opset: int = 18,
-                dynamic_batch: bool = True, metadata: dict[str, Any] | None = None,
-                exporter: str = "auto", *, simplify: bool = True) -> ExportResult:
+def export_onnx(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    out: str | Path,
+    opset: int = 18,
+    dynamic_batch: bool = True,
+    metadata: dict[str, Any] | None = None,
+    exporter: str = "auto",
+    *,
+    simplify: bool = True,
+) -> ExportResult:
     """Export ``model`` to ONNX and finalize it (simplify, check, infer shapes, metadata).
 
     Args:
@@ -87,44 +95,87 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], out: str | Path,
     return res
 
 
-def _run_exporter(model: nn.Module, x: torch.Tensor, raw: Path, opset: int, dynamic: bool,
-                  exporter: str, big: bool, notes: list[str]) -> str:
+def _run_exporter(
+    model: nn.Module,
+    x: torch.Tensor,
+    raw: Path,
+    opset: int,
+    dynamic: bool,
+    exporter: str,
+    big: bool,
+    notes: list[str],
+) -> str:
     if exporter in ("auto", "dynamo"):
         try:
             _export_dynamo(model, x, raw, opset, dynamic, big)
             return "dynamo"
         except Exception as exc:  # the dynamo exporter raises many types; fall back on any
-            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            first = _reason(exc)
             if exporter == "dynamo":
-                raise StageError(f"dynamo ONNX export failed: {type(exc).__name__}: {first}; "
-                                 "try exporter: torchscript") from exc
-            notes.append(f"dynamo exporter failed ({type(exc).__name__}: {first[:200]}); "
-                         "fell back to the TorchScript exporter")
+                raise StageError(
+                    f"dynamo ONNX export failed: {type(exc).__name__}: {first}; "
+                    "try exporter: torchscript"
+                ) from exc
+            notes.append(
+                f"dynamo exporter failed ({type(exc).__name__}: {first[:200]}); "
+                "fell back to the TorchScript exporter"
+            )
             warnings.warn(notes[-1], stacklevel=3)
             for p in raw.parent.iterdir():
                 p.unlink()
     try:
         _export_torchscript(model, x, raw, opset, dynamic)
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        first = _reason(exc)
         tried = "both exporters" if exporter == "auto" else "the TorchScript exporter"
         raise StageError(f"ONNX export failed with {tried}: {type(exc).__name__}: {first}") from exc
     return "torchscript"
 
 
+def _reason(exc: BaseException) -> str:
+    """First line of the innermost cause, without colour codes (the outer error is generic)."""
+    import re
+
+    inner = exc
+    while inner.__cause__ is not None:
+        inner = inner.__cause__
+    lines = [
+        ln.strip() for ln in re.sub(r"\x1b\[[0-9;]*m", "", str(inner)).splitlines() if ln.strip()
+    ]
+    text = lines[0] if lines else ""
+    if inner is not exc:
+        text = f"{type(inner).__name__}: {text}"
+    return text[:300]
+
+
 def _param_bytes(model: nn.Module) -> int:
-    return sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
+    return sum(
+        t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers())
+    )
 
 
 @contextlib.contextmanager
 def _quiet() -> Any:
     """The exporters print progress and many warnings; keep the CLI output readable."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "onnxscript", "torch.export", "torch._dynamo")]
+    names = (
+        "torch",
+        "torch.onnx",
+        "onnxscript",
+        "torch.export",
+        "torch._dynamo",
+        "torch.fx",
+        "torch._export",
+    )
+    loggers = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in loggers]
     try:
         for lg in loggers:
             lg.setLevel(logging.ERROR)
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        with (
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+            warnings.catch_warnings(),
+        ):
             warnings.simplefilter("ignore")
             yield
     finally:
@@ -132,30 +183,56 @@ def _quiet() -> Any:
             lg.setLevel(lv)
 
 
-def _export_dynamo(model: nn.Module, x: torch.Tensor, path: Path, opset: int, dynamic: bool,
-                   big: bool) -> None:
+def _export_dynamo(
+    model: nn.Module, x: torch.Tensor, path: Path, opset: int, dynamic: bool, big: bool
+) -> None:
     import torch
 
     shapes = ({0: torch.export.Dim("batch", min=1, max=4096)},) if dynamic else None
     with _quiet():
-        prog = torch.onnx.export(model, (x,), dynamo=True, opset_version=opset, input_names=[INPUT_NAME],
-                                 output_names=[OUTPUT_NAME], dynamic_shapes=shapes, external_data=big,
-                                 verbose=False)
+        prog = torch.onnx.export(
+            model,
+            (x,),
+            dynamo=True,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=shapes,
+            external_data=big,
+            verbose=False,
+        )
         prog.save(str(path), external_data=big)
 
 
-def _export_torchscript(model: nn.Module, x: torch.Tensor, path: Path, opset: int, dynamic: bool) -> None:
+def _export_torchscript(
+    model: nn.Module, x: torch.Tensor, path: Path, opset: int, dynamic: bool
+) -> None:
     import torch
 
     axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic else None
     with _quiet():
-        torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
-                          output_names=[OUTPUT_NAME], dynamic_axes=axes, do_constant_folding=True)
+        torch.onnx.export(
+            model,
+            (x,),
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes=axes,
+            do_constant_folding=True,
+        )
 
 
-def finalize_onnx(src: str | Path, out: str | Path, metadata: dict[str, Any] | None = None, *,
-                  simplify: bool = True, input_shape: tuple[int, ...] | None = None) -> ExportResult:
-    """Simplify, shape-infer, check and stamp metadata on an ONNX file; save it atomically to ``out``.
+def finalize_onnx(
+    src: str | Path,
+    out: str | Path,
+    metadata: dict[str, Any] | None = None,
+    *,
+    simplify: bool = True,
+    input_shape: tuple[int, ...] | None = None,
+) -> ExportResult:
+    """Simplify, shape-infer, check and stamp metadata on an ONNX file; save atomically to ``out``.
 
     Also used on ONNX files made by other stages (a quantized QDQ model), so that every
     deployable file carries the same metadata and has passed the same checks. ``src`` may
@@ -171,8 +248,9 @@ def finalize_onnx(src: str | Path, out: str | Path, metadata: dict[str, Any] | N
     try:
         m = onnx.load(str(src))
     except Exception as exc:  # protobuf DecodeError and friends
-        raise InputError(f"'{src}' is not a readable ONNX model ({type(exc).__name__}); "
-                         "export it again") from exc
+        raise InputError(
+            f"'{src}' is not a readable ONNX model ({type(exc).__name__}); export it again"
+        ) from exc
     before = len(m.graph.node)
     simplified = False
     if simplify:
@@ -184,9 +262,12 @@ def finalize_onnx(src: str | Path, out: str | Path, metadata: dict[str, Any] | N
     try:
         onnx.checker.check_model(str(out), full_check=False)
     except onnx.checker.ValidationError as exc:
-        raise StageError(f"onnx.checker rejected '{out.name}': {str(exc).splitlines()[0][:300]}") from exc
-    return ExportResult(out, "", int(_opset_of(m)), notes, external, simplified, before, len(m.graph.node),
-                        files)
+        raise StageError(
+            f"onnx.checker rejected '{out.name}': {str(exc).splitlines()[0][:300]}"
+        ) from exc
+    return ExportResult(
+        out, "", int(_opset_of(m)), notes, external, simplified, before, len(m.graph.node), files
+    )
 
 
 def _fits_bytesize(m: onnx.ModelProto) -> bool:
@@ -207,7 +288,9 @@ def _slim(m: onnx.ModelProto, notes: list[str]) -> tuple[onnx.ModelProto, bool]:
         with _quiet(), contextlib.redirect_stderr(io.StringIO()):
             slim = onnxslim.slim(m)
     except Exception as exc:  # onnxslim is best-effort; the unsimplified graph is still valid
-        notes.append(f"onnxslim failed ({type(exc).__name__}: {str(exc)[:120]}); kept the exported graph")
+        notes.append(
+            f"onnxslim failed ({type(exc).__name__}: {str(exc)[:120]}); kept the exported graph"
+        )
         return m, False
     if slim is None:
         return m, False
@@ -221,7 +304,9 @@ def _infer_shapes(m: onnx.ModelProto, notes: list[str]) -> onnx.ModelProto:
         notes.append("model over 2 GB: in-memory shape inference skipped")
         return m
     try:
-        return onnx.shape_inference.infer_shapes(m, check_type=True, strict_mode=False, data_prop=True)
+        return onnx.shape_inference.infer_shapes(
+            m, check_type=True, strict_mode=False, data_prop=True
+        )
     except Exception as exc:  # inference is advisory; checker still runs afterwards
         notes.append(f"shape inference failed ({type(exc).__name__}: {str(exc)[:120]})")
         return m
@@ -231,7 +316,9 @@ def _opset_of(m: onnx.ModelProto) -> int:
     return next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
-def set_metadata(m: onnx.ModelProto, metadata: dict[str, Any], input_shape: tuple[int, ...] | None) -> None:
+def set_metadata(
+    m: onnx.ModelProto, metadata: dict[str, Any], input_shape: tuple[int, ...] | None
+) -> None:
     """Replace/add metadata props (non-strings stored as JSON) plus input name/shape/layout."""
     from edgeslim import __version__
 
@@ -277,8 +364,14 @@ def _save(m: onnx.ModelProto, out: Path, external: bool) -> list[Path]:
     try:
         if external:
             data_tmp = out.parent / f".{data_name}.tmp"
-            onnx.save_model(m, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
-                            location=data_tmp.name, size_threshold=1024)
+            onnx.save_model(
+                m,
+                str(tmp),
+                save_as_external_data=True,
+                all_tensors_to_one_file=True,
+                location=data_tmp.name,
+                size_threshold=1024,
+            )
             # the .onnx refers to the data file by name: rewrite the reference to the final name
             m2 = onnx.load(str(tmp), load_external_data=False)
             for t in _external_tensors(m2):

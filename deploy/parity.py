@@ -34,10 +34,14 @@ class ParityConfig(Config):
     samples: int = Field(64, ge=1, description="test-split images used (the first N)")
     batch_size: int = Field(16, ge=1)
     atol: float = Field(1e-4, ge=0, description="absolute error allowed on top of rtol * scale")
-    rtol: float = Field(1e-4, ge=0, description="error allowed relative to the output scale max|ref|")
+    rtol: float = Field(
+        1e-4, ge=0, description="error allowed relative to the output scale max|ref|"
+    )
     min_top1_agreement: float = Field(0.99, ge=0, le=1, description="FP32: argmax agreement")
     quant_min_agreement: float = Field(0.95, ge=0, le=1, description="INT8/FP16 vs float parent")
-    quant_max_accuracy_drop: float = Field(0.02, ge=0, le=1, description="INT8/FP16: allowed top-1 drop")
+    quant_max_accuracy_drop: float = Field(
+        0.02, ge=0, le=1, description="INT8/FP16: allowed top-1 drop"
+    )
 
 
 @dataclass
@@ -75,20 +79,28 @@ class ParityReport:
         """One line naming every failing output (or the passing figures)."""
         if self.kind == "quantized":
             m = self.metrics
-            return (f"{self.artifact} vs {self.reference}: top-1 agreement {m['top1_agreement']:.4f} "
-                    f"(min {m['min_agreement']}), accuracy {m['accuracy']:.4f} vs parent "
-                    f"{m['parent_accuracy']:.4f} (drop {m['accuracy_drop']:+.4f}, max "
-                    f"{m['max_accuracy_drop']}) on {self.n_inputs} test images")
+            return (
+                f"{self.artifact} vs {self.reference}: top-1 agreement {m['top1_agreement']:.4f} "
+                f"(min {m['min_agreement']}), accuracy {m['accuracy']:.4f} vs parent "
+                f"{m['parent_accuracy']:.4f} (drop {m['accuracy_drop']:+.4f}, max "
+                f"{m['max_accuracy_drop']}) on {self.n_inputs} test images"
+            )
         parts = []
         for o in self.outputs:
             if o.problem:
                 parts.append(f"output '{o.name}': {o.problem}")
                 continue
-            agree = f", top-1 agreement {o.top1_agreement:.4f}" if o.top1_agreement is not None else ""
-            parts.append(f"output '{o.name}': max abs err {o.max_abs_err:.3g} at {o.where} "
-                         f"(scale {o.scale:.3g}, rel {o.rel_err:.2e}, limit {o.limit:.3g}){agree}, "
-                         f"worst inputs {o.worst_inputs}" + ("" if o.passed else " FAIL"))
-        return f"{self.artifact} vs {self.reference} on {self.n_inputs} test images: " + "; ".join(parts)
+            agree = (
+                f", top-1 agreement {o.top1_agreement:.4f}" if o.top1_agreement is not None else ""
+            )
+            parts.append(
+                f"output '{o.name}': max abs err {o.max_abs_err:.3g} at {o.where} "
+                f"(scale {o.scale:.3g}, rel {o.rel_err:.2e}, limit {o.limit:.3g}){agree}, "
+                f"worst inputs {o.worst_inputs}" + ("" if o.passed else " FAIL")
+            )
+        return f"{self.artifact} vs {self.reference} on {self.n_inputs} test images: " + "; ".join(
+            parts
+        )
 
 
 def split_inputs(data: Any, samples: int, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
@@ -101,28 +113,59 @@ def _run_all(backend: Any, x: np.ndarray, batch: int) -> list[np.ndarray]:
     """Run in batches; a backend may return one array or a list of outputs."""
     outs: list[list[np.ndarray]] = []
     for i in range(0, len(x), batch):
-        r = backend.run(x[i:i + batch])
+        r = backend.run(x[i : i + batch])
         outs.append(list(r) if isinstance(r, (list, tuple)) else [r])
     return [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))]
 
 
-def compare_outputs(ref: list[np.ndarray], got: list[np.ndarray], names: list[str], cfg: ParityConfig,
-                    indices: np.ndarray | None = None) -> list[OutputReport]:
+def compare_outputs(
+    ref: list[np.ndarray],
+    got: list[np.ndarray],
+    names: list[str],
+    cfg: ParityConfig,
+    indices: np.ndarray | None = None,
+) -> list[OutputReport]:
     """Per-output error report; ``indices`` maps rows back to test-split positions."""
     reports = []
     idx = np.arange(len(ref[0])) if indices is None else indices
     for name, r, g in zip(names, ref, got, strict=False):
         r64, g64 = np.asarray(r, np.float64), np.asarray(g, np.float64)
         if r64.shape != g64.shape:
-            reports.append(OutputReport(name, list(r64.shape), float("inf"), float("inf"), 0.0, float("inf"),
-                                        0.0, [], [], None, False, f"shape {list(g64.shape)} != reference "
-                                        f"{list(r64.shape)}"))
+            reports.append(
+                OutputReport(
+                    name,
+                    list(r64.shape),
+                    float("inf"),
+                    float("inf"),
+                    0.0,
+                    float("inf"),
+                    0.0,
+                    [],
+                    [],
+                    None,
+                    False,
+                    f"shape {list(g64.shape)} != reference {list(r64.shape)}",
+                )
+            )
             continue
         if not np.all(np.isfinite(g64)) and np.all(np.isfinite(r64)):
             bad = np.argwhere(~np.isfinite(g64))[0].tolist()
-            reports.append(OutputReport(name, list(r64.shape), float("inf"), float("inf"), 0.0, float("inf"),
-                                        0.0, bad, idx[np.unique(np.argwhere(~np.isfinite(g64))[:, 0])][:5]
-                                        .tolist(), None, False, f"non-finite values (first at {bad})"))
+            reports.append(
+                OutputReport(
+                    name,
+                    list(r64.shape),
+                    float("inf"),
+                    float("inf"),
+                    0.0,
+                    float("inf"),
+                    0.0,
+                    bad,
+                    idx[np.unique(np.argwhere(~np.isfinite(g64))[:, 0])][:5].tolist(),
+                    None,
+                    False,
+                    f"non-finite values (first at {bad})",
+                )
+            )
             continue
         err = np.abs(r64 - g64)
         scale = float(np.max(np.abs(r64))) if r64.size else 0.0
@@ -137,28 +180,73 @@ def compare_outputs(ref: list[np.ndarray], got: list[np.ndarray], names: list[st
             agree = float((r64.argmax(1) == g64.argmax(1)).mean())
         limit = cfg.atol + cfg.rtol * scale
         ok = mx <= limit and (agree is None or agree >= cfg.min_top1_agreement)
-        reports.append(OutputReport(name, list(r64.shape), mx, float(err.mean()), scale,
-                                    mx / scale if scale > 0 else (0.0 if mx == 0 else float("inf")), limit,
-                                    where, worst, agree, bool(ok)))
+        reports.append(
+            OutputReport(
+                name,
+                list(r64.shape),
+                mx,
+                float(err.mean()),
+                scale,
+                mx / scale if scale > 0 else (0.0 if mx == 0 else float("inf")),
+                limit,
+                where,
+                worst,
+                agree,
+                bool(ok),
+            )
+        )
     return reports
 
 
-def fp32_parity(reference: Any, artifact: Any, x: np.ndarray, cfg: ParityConfig,
-                artifact_name: str = "model.onnx", reference_name: str = "pytorch",
-                output_names: list[str] | None = None) -> ParityReport:
+def fp32_parity(
+    reference: Any,
+    artifact: Any,
+    x: np.ndarray,
+    cfg: ParityConfig,
+    artifact_name: str = "model.onnx",
+    reference_name: str = "pytorch",
+    output_names: list[str] | None = None,
+) -> ParityReport:
     """Compare an FP32 artifact's outputs with the reference backend's on inputs ``x``."""
     ref = _run_all(reference, x, cfg.batch_size)
     got = _run_all(artifact, x, cfg.batch_size)
-    names = output_names or getattr(artifact, "output_names", None) or [f"output{i}" for i in range(len(got))]
+    names = (
+        output_names
+        or getattr(artifact, "output_names", None)
+        or [f"output{i}" for i in range(len(got))]
+    )
     outs = compare_outputs(ref, got, list(names), cfg)
     if len(ref) != len(got):
-        outs.append(OutputReport("(count)", [], float("inf"), float("inf"), 0.0, float("inf"), 0.0, [], [],
-                                 None, False, f"{len(got)} outputs, reference has {len(ref)}"))
-    return ParityReport("fp32", artifact_name, reference_name, int(len(x)), all(o.passed for o in outs), outs)
+        outs.append(
+            OutputReport(
+                "(count)",
+                [],
+                float("inf"),
+                float("inf"),
+                0.0,
+                float("inf"),
+                0.0,
+                [],
+                [],
+                None,
+                False,
+                f"{len(got)} outputs, reference has {len(ref)}",
+            )
+        )
+    return ParityReport(
+        "fp32", artifact_name, reference_name, int(len(x)), all(o.passed for o in outs), outs
+    )
 
 
-def quant_parity(parent: Any, artifact: Any, x: np.ndarray, y: np.ndarray, cfg: ParityConfig,
-                 artifact_name: str = "model.onnx", parent_name: str = "float parent") -> ParityReport:
+def quant_parity(
+    parent: Any,
+    artifact: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    cfg: ParityConfig,
+    artifact_name: str = "model.onnx",
+    parent_name: str = "float parent",
+) -> ParityReport:
     """Top-1 agreement and accuracy delta of a quantized/FP16 artifact against its float parent."""
     ref = _run_all(parent, x, cfg.batch_size)[0]
     got = _run_all(artifact, x, cfg.batch_size)[0]
@@ -166,14 +254,22 @@ def quant_parity(parent: Any, artifact: Any, x: np.ndarray, y: np.ndarray, cfg: 
     acc_p, acc_a = float((ref.argmax(1) == y).mean()), float((got.argmax(1) == y).mean())
     drop = acc_p - acc_a
     disagree = np.flatnonzero(ref.argmax(1) != got.argmax(1))[:10].tolist()
-    m = {"top1_agreement": agree, "min_agreement": cfg.quant_min_agreement, "accuracy": acc_a,
-         "parent_accuracy": acc_p, "accuracy_drop": drop, "max_accuracy_drop": cfg.quant_max_accuracy_drop,
-         "disagreeing_inputs": disagree}
+    m = {
+        "top1_agreement": agree,
+        "min_agreement": cfg.quant_min_agreement,
+        "accuracy": acc_a,
+        "parent_accuracy": acc_p,
+        "accuracy_drop": drop,
+        "max_accuracy_drop": cfg.quant_max_accuracy_drop,
+        "disagreeing_inputs": disagree,
+    }
     ok = agree >= cfg.quant_min_agreement and drop <= cfg.quant_max_accuracy_drop + 1e-12
     return ParityReport("quantized", artifact_name, parent_name, int(len(x)), bool(ok), [], m)
 
 
-def gate(report: ParityReport, report_path: Path | None = None, where_kept: str | None = None) -> None:
+def gate(
+    report: ParityReport, report_path: Path | None = None, where_kept: str | None = None
+) -> None:
     """Write the report (when a path is given) and raise GateError when it did not pass."""
     if report_path is not None:
         from edgeslim.fsutil import atomic_write_json
@@ -182,8 +278,14 @@ def gate(report: ParityReport, report_path: Path | None = None, where_kept: str 
     if report.passed:
         return
     kept = f"; artifact kept in {where_kept}" if where_kept else ""
-    fix = ("; loosen export.parity tolerances only if the error is expected (e.g. fp16), or try "
-           "exporter: torchscript") if report.kind == "fp32" else "; recalibrate, or raise export.parity.quant_*"
+    fix = (
+        (
+            "; loosen export.parity tolerances only if the error is expected (e.g. fp16), or try "
+            "exporter: torchscript"
+        )
+        if report.kind == "fp32"
+        else "; recalibrate, or raise export.parity.quant_*"
+    )
     raise GateError(f"parity gate failed: {report.summary()}{kept}{fix}")
 
 
@@ -193,8 +295,15 @@ def is_reduced_precision(onnx_path: str | Path) -> str | None:
 
     m = onnx.load(str(onnx_path), load_external_data=False)
     ops = {n.op_type for n in m.graph.node}
-    if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "MatMulInteger",
-              "ConvInteger", "DynamicQuantizeLinear"}:
+    if ops & {
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "QLinearConv",
+        "QLinearMatMul",
+        "MatMulInteger",
+        "ConvInteger",
+        "DynamicQuantizeLinear",
+    }:
         return "int8"
     if any(t.data_type == onnx.TensorProto.FLOAT16 for t in m.graph.initializer):
         return "fp16"

@@ -45,15 +45,22 @@ class RunnerError(Exception):
         self.code = code
 
 
-def time_calls(fn: Callable[[], object], warmup: int = 10, min_iters: int = 50, min_time_s: float = 1.0,
-               max_iters: int = 100_000) -> list[float]:
+def time_calls(
+    fn: Callable[[], object],
+    warmup: int = 10,
+    min_iters: int = 50,
+    min_time_s: float = 1.0,
+    max_iters: int = 100_000,
+) -> list[float]:
     """Call ``fn`` ``warmup`` times, then until both ``min_iters`` calls and ``min_time_s`` seconds
     have passed; return per-call wall times in milliseconds."""
     for _ in range(warmup):
         fn()
     samples: list[float] = []
     start = time.perf_counter()
-    while len(samples) < max_iters and (len(samples) < min_iters or time.perf_counter() - start < min_time_s):
+    while len(samples) < max_iters and (
+        len(samples) < min_iters or time.perf_counter() - start < min_time_s
+    ):
         t0 = time.perf_counter()
         fn()
         samples.append((time.perf_counter() - t0) * 1e3)
@@ -64,14 +71,22 @@ def summarize(samples_ms: list[float], batch: int = 1) -> dict:
     """mean, median, p90/p95/p99, std, min, max (ms) and throughput (items/s)."""
     a = np.asarray(samples_ms, dtype=np.float64)
     med = float(np.median(a))
-    return {"iters": int(a.size), "mean_ms": float(a.mean()), "median_ms": med,
-            "p90_ms": float(np.percentile(a, 90)), "p95_ms": float(np.percentile(a, 95)),
-            "p99_ms": float(np.percentile(a, 99)), "std_ms": float(a.std(ddof=1)) if a.size > 1 else 0.0,
-            "min_ms": float(a.min()), "max_ms": float(a.max()),
-            "throughput": float(batch * 1e3 / med) if med > 0 else 0.0}
+    return {
+        "iters": int(a.size),
+        "mean_ms": float(a.mean()),
+        "median_ms": med,
+        "p90_ms": float(np.percentile(a, 90)),
+        "p95_ms": float(np.percentile(a, 95)),
+        "p99_ms": float(np.percentile(a, 99)),
+        "std_ms": float(a.std(ddof=1)) if a.size > 1 else 0.0,
+        "min_ms": float(a.min()),
+        "max_ms": float(a.max()),
+        "throughput": float(batch * 1e3 / med) if med > 0 else 0.0,
+    }
 
 
 # ---------------------------------------------------------------- PNG (stdlib zlib only)
+
 
 def write_png(path: str | os.PathLike, img: np.ndarray) -> None:
     """Write a uint8 image (H,W gray or H,W,3 RGB) as an 8-bit non-interlaced PNG."""
@@ -81,21 +96,28 @@ def write_png(path: str | os.PathLike, img: np.ndarray) -> None:
     raw = b"".join(b"\x00" + img[y].tobytes() for y in range(h))
 
     def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + tag
+            + data
+            + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        )
 
-    body = chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, ctype, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw, 9))
+    body = chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, ctype, 0, 0, 0)) + chunk(
+        b"IDAT", zlib.compress(raw, 9)
+    )
     Path(path).write_bytes(b"\x89PNG\r\n\x1a\n" + body + chunk(b"IEND", b""))
 
 
 def read_png(path: str | os.PathLike) -> np.ndarray:
-    """Decode an 8-bit non-interlaced gray/gray+alpha/RGB/RGBA/palette PNG to uint8 (H,W) or (H,W,C)."""
+    """Decode an 8-bit non-interlaced gray/RGB(A)/palette PNG to uint8 (H,W) or (H,W,C)."""
     data = Path(path).read_bytes()
     if data[:8] != b"\x89PNG\r\n\x1a\n":
         raise RunnerError(f"'{path}' is not a PNG file")
     pos, idat, hdr, plte = 8, [], None, None
     while pos < len(data):
-        (n,), tag = struct.unpack(">I", data[pos:pos + 4]), data[pos + 4:pos + 8]
-        body = data[pos + 8:pos + 8 + n]
+        (n,), tag = struct.unpack(">I", data[pos : pos + 4]), data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + n]
         pos += 12 + n
         if tag == b"IHDR":
             hdr = struct.unpack(">IIBBBBB", body)
@@ -110,9 +132,13 @@ def read_png(path: str | os.PathLike) -> np.ndarray:
     w, h, depth, ctype, _, _, interlace = hdr
     channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(ctype)
     if depth != 8 or interlace or channels is None:
-        raise RunnerError(f"'{path}': only 8-bit non-interlaced PNG is supported without Pillow "
-                          f"(bit depth {depth}, interlace {interlace}); pip install pillow, or save it as 8-bit")
-    px = _unfilter(zlib.decompress(b"".join(idat)), h, w * channels, channels).reshape(h, w, channels)
+        raise RunnerError(
+            f"'{path}': only 8-bit non-interlaced PNG is supported without Pillow "
+            f"(bit depth {depth}, interlace {interlace}); pip install pillow, or save it as 8-bit"
+        )
+    px = _unfilter(zlib.decompress(b"".join(idat)), h, w * channels, channels).reshape(
+        h, w, channels
+    )
     if ctype == 3:
         px = plte[px[..., 0]]
     elif ctype in (4, 6):
@@ -160,7 +186,7 @@ def _unfilter_seq(line: np.ndarray, prev: np.ndarray, bpp: int, f: int) -> np.nd
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """uint8 (H,W) or (H,W,C) from .png (built-in), .npy, or anything Pillow reads when installed."""
+    """uint8 (H,W) or (H,W,C) from .png (built-in), .npy, or what Pillow reads when installed."""
     p = Path(path)
     if not p.is_file():
         raise RunnerError(f"image '{p}' does not exist")
@@ -176,8 +202,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             arr = arr.transpose(1, 2, 0)  # C,H,W -> H,W,C
         return arr.astype(np.uint8) if arr.dtype != np.uint8 else arr
     if not _has_pil():
-        raise RunnerError(f"cannot read '{p.name}': without Pillow only .png (8-bit) and .npy work; "
-                          "convert it to PNG or pip install pillow")
+        raise RunnerError(
+            f"cannot read '{p.name}': without Pillow only .png (8-bit) and .npy work; "
+            "convert it to PNG or pip install pillow"
+        )
     from PIL import Image
 
     with Image.open(p) as im:
@@ -194,6 +222,7 @@ def _has_pil() -> bool:
 
 # ---------------------------------------------------------------- preprocessing
 
+
 def preprocess(img: np.ndarray, pre: dict) -> np.ndarray:
     """uint8 image -> float32 (C,H,W), exactly as edgeslim's pipeline: x/255, then (x-mean)/std."""
     c = int(pre["channels"])
@@ -203,7 +232,9 @@ def preprocess(img: np.ndarray, pre: dict) -> np.ndarray:
         if c == 3 and a.shape[2] == 1:
             a = np.repeat(a, 3, axis=2)
         elif c == 1:  # ITU-R 601 luma, as Pillow's convert("L")
-            a = np.round(a[..., :3].astype(np.float64) @ [0.299, 0.587, 0.114])[..., None].astype(np.uint8)
+            a = np.round(a[..., :3].astype(np.float64) @ [0.299, 0.587, 0.114])[..., None].astype(
+                np.uint8
+            )
         else:
             raise RunnerError(f"image has {a.shape[2]} channels; the model takes {c}")
     if a.shape[:2] != (h, w):
@@ -215,7 +246,7 @@ def preprocess(img: np.ndarray, pre: dict) -> np.ndarray:
 
 
 def _resize(a: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Bilinear with Pillow when present, else nearest neighbour (the pipeline's images need neither)."""
+    """Bilinear with Pillow, else nearest neighbour (the pipeline's images need neither)."""
     if _has_pil():
         from PIL import Image
 
@@ -230,27 +261,36 @@ def _resize(a: np.ndarray, h: int, w: int) -> np.ndarray:
 
 # ---------------------------------------------------------------- bundle + backends
 
+
 def load_manifest(bundle: Path) -> dict:
     path = bundle / "manifest.json"
     if not path.is_file():
-        raise RunnerError(f"no manifest.json in '{bundle}'; run this from an edgeslim bundle or pass --bundle DIR")
+        raise RunnerError(
+            f"no manifest.json in '{bundle}'; run this from an edgeslim bundle or pass --bundle DIR"
+        )
     return json.loads(path.read_text())
 
 
 def verify(bundle: Path, manifest: dict) -> int:
-    """Check every file listed in the manifest against its sha256; raise (exit 3) on the first mismatch."""
+    """Check every file in the manifest against its sha256; raise (exit 3) on a mismatch."""
     files = manifest.get("files") or {}
     for rel, want in sorted(files.items()):
         p = bundle / rel
         if not p.is_file():
-            raise RunnerError(f"bundle file '{rel}' is missing; refusing to run (manifest lists it)", EXIT_TAMPERED)
+            raise RunnerError(
+                f"bundle file '{rel}' is missing; refusing to run (manifest lists it)",
+                EXIT_TAMPERED,
+            )
         h = hashlib.sha256()
         with open(p, "rb") as fh:
             for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
                 h.update(block)
         if h.hexdigest() != want:
-            raise RunnerError(f"bundle file '{rel}' changed (sha256 {h.hexdigest()[:12]}... != manifest "
-                              f"{want[:12]}...); refusing to run: re-copy the bundle", EXIT_TAMPERED)
+            raise RunnerError(
+                f"bundle file '{rel}' changed (sha256 {h.hexdigest()[:12]}... != manifest "
+                f"{want[:12]}...); refusing to run: re-copy the bundle",
+                EXIT_TAMPERED,
+            )
     return len(files)
 
 
@@ -259,15 +299,26 @@ class OrtRunner:
         try:
             import onnxruntime as ort
         except ImportError as exc:
-            raise RunnerError("onnxruntime is not installed: pip install onnxruntime "
-                              "(or onnxruntime-gpu); or use --backend tensorrt") from exc
+            raise RunnerError(
+                "onnxruntime is not installed: pip install onnxruntime "
+                "(or onnxruntime-gpu); or use --backend tensorrt"
+            ) from exc
         so = ort.SessionOptions()
         if threads:
             so.intra_op_num_threads = threads
-        prov = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
-                "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]}
+        prov = {
+            "cpu": ["CPUExecutionProvider"],
+            "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+            "tensorrt": [
+                "TensorrtExecutionProvider",
+                "CUDAExecutionProvider",
+                "CPUExecutionProvider",
+            ],
+        }
         want = [p for p in prov[device] if p in ort.get_available_providers()]
-        self.session = ort.InferenceSession(str(model), so, providers=want or ["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            str(model), so, providers=want or ["CPUExecutionProvider"]
+        )
         self.input_name = self.session.get_inputs()[0].name
         self.name, self.version = "onnxruntime", ort.__version__
 
@@ -282,24 +333,32 @@ class TrtRunner:
         try:
             import tensorrt as trt
         except ImportError as exc:
-            raise RunnerError("tensorrt is not importable: on Jetson it ships with JetPack "
-                              "(python3-libnvinfer); elsewhere pip install tensorrt") from exc
+            raise RunnerError(
+                "tensorrt is not importable: on Jetson it ships with JetPack "
+                "(python3-libnvinfer); elsewhere pip install tensorrt"
+            ) from exc
         try:
             from cuda.bindings import runtime as cudart
         except ImportError:
             try:
                 from cuda import cudart
             except ImportError as exc:
-                raise RunnerError("the tensorrt backend needs cuda-python: pip install cuda-python") from exc
+                raise RunnerError(
+                    "the tensorrt backend needs cuda-python: pip install cuda-python"
+                ) from exc
         if not engine.is_file():
-            raise RunnerError(f"no TensorRT engine '{engine.name}': build it on this device with "
-                              "sh build_engine.sh (an engine only runs on the GPU it was built on)")
+            raise RunnerError(
+                f"no TensorRT engine '{engine.name}': build it on this device with "
+                "sh build_engine.sh (an engine only runs on the GPU it was built on)"
+            )
         self.trt, self.cudart = trt, cudart
         rt = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self.engine = rt.deserialize_cuda_engine(engine.read_bytes())
         if self.engine is None:
-            raise RunnerError(f"TensorRT could not load '{engine.name}' (built for another GPU or TensorRT "
-                              "version?); rebuild it here with sh build_engine.sh")
+            raise RunnerError(
+                f"TensorRT could not load '{engine.name}' (built for another GPU or TensorRT "
+                "version?); rebuild it here with sh build_engine.sh"
+            )
         self.ctx = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         mode = trt.TensorIOMode.INPUT
@@ -331,7 +390,10 @@ class TrtRunner:
         pin, pout = self._buf(self.inp, x.nbytes), self._buf(self.out, y.nbytes)
         self.ctx.set_tensor_address(self.inp, pin)
         self.ctx.set_tensor_address(self.out, pout)
-        h2d, d2h = cu.cudaMemcpyKind.cudaMemcpyHostToDevice, cu.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        h2d, d2h = (
+            cu.cudaMemcpyKind.cudaMemcpyHostToDevice,
+            cu.cudaMemcpyKind.cudaMemcpyDeviceToHost,
+        )
         self._ok(cu.cudaMemcpyAsync(pin, x.ctypes.data, x.nbytes, h2d, self.stream))
         if not self.ctx.execute_async_v3(self.stream):
             raise RunnerError("TensorRT execution failed")
@@ -340,7 +402,9 @@ class TrtRunner:
         return y
 
 
-def open_runner(bundle: Path, manifest: dict, backend: str | None, threads: int | None) -> OrtRunner | TrtRunner:
+def open_runner(
+    bundle: Path, manifest: dict, backend: str | None, threads: int | None
+) -> OrtRunner | TrtRunner:
     backend = backend or manifest.get("target", {}).get("runner_backend", "onnxruntime")
     if backend == "tensorrt":
         return TrtRunner(bundle / manifest.get("engine_file", "model.engine"))
@@ -352,14 +416,17 @@ def open_runner(bundle: Path, manifest: dict, backend: str | None, threads: int 
         try:
             import tensorrt  # noqa: F401
         except ImportError:
-            raise RunnerError("neither onnxruntime nor tensorrt is importable: pip install numpy onnxruntime "
-                              "(or use TensorRT from JetPack)") from None
+            raise RunnerError(
+                "neither onnxruntime nor tensorrt is importable: pip install numpy onnxruntime "
+                "(or use TensorRT from JetPack)"
+            ) from None
         return TrtRunner(bundle / manifest.get("engine_file", "model.engine"))
     dev = manifest.get("target", {}).get("ort_device", "cpu")
     return OrtRunner(bundle / manifest["model"]["file"], threads, dev)
 
 
 # ---------------------------------------------------------------- commands
+
 
 def _softmax(z: np.ndarray) -> np.ndarray:
     e = np.exp(z - z.max(-1, keepdims=True))
@@ -368,7 +435,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 def _batches(xs: list[np.ndarray], size: int):
     for i in range(0, len(xs), size):
-        yield np.stack(xs[i:i + size]).astype(np.float32)
+        yield np.stack(xs[i : i + size]).astype(np.float32)
 
 
 def cmd_classify(bundle: Path, man: dict, args: argparse.Namespace) -> int:
@@ -378,22 +445,36 @@ def cmd_classify(bundle: Path, man: dict, args: argparse.Namespace) -> int:
     logits = np.concatenate([run.run(b) for b in _batches(xs, args.batch or 1)])
     for path, z in zip(args.images, logits, strict=True):
         p = _softmax(z.astype(np.float64))
-        top = np.argsort(-p)[:min(5, len(p))]
-        print(json.dumps({"image": str(path), "label": labels[int(top[0])], "index": int(top[0]),
-                          "score": round(float(p[top[0]]), 6),
-                          "top": [{"label": labels[int(i)], "score": round(float(p[i]), 6)} for i in top]}))
+        top = np.argsort(-p)[: min(5, len(p))]
+        print(
+            json.dumps(
+                {
+                    "image": str(path),
+                    "label": labels[int(top[0])],
+                    "index": int(top[0]),
+                    "score": round(float(p[top[0]]), 6),
+                    "top": [{"label": labels[int(i)], "score": round(float(p[i]), 6)} for i in top],
+                }
+            )
+        )
     return 0
 
 
 def labeled_images(folder: Path, labels: list[str]) -> list[tuple[Path, int]]:
-    """(file, class index) for DIR/<class>/<file>; ordered by file name so batches match the pipeline's."""
+    """(file, class) for DIR/<class>/<file>, in file-name order so batches match the pipeline."""
     if not folder.is_dir():
-        raise RunnerError(f"--images '{folder}' is not a folder; give DIR with one subfolder per class")
+        raise RunnerError(
+            f"--images '{folder}' is not a folder; give DIR with one subfolder per class"
+        )
     items = []
     for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
         if sub.name not in labels:
-            raise RunnerError(f"folder '{sub.name}' is not a class of this model; valid: {', '.join(labels)}")
-        items += [(f, labels.index(sub.name)) for f in sub.iterdir() if f.suffix.lower() in IMAGE_EXTS]
+            raise RunnerError(
+                f"folder '{sub.name}' is not a class of this model; valid: {', '.join(labels)}"
+            )
+        items += [
+            (f, labels.index(sub.name)) for f in sub.iterdir() if f.suffix.lower() in IMAGE_EXTS
+        ]
     if not items:
         raise RunnerError(f"no images under '{folder}/<class>/' ({', '.join(IMAGE_EXTS)})")
     return sorted(items, key=lambda t: (t[0].name, t[1]))
@@ -408,9 +489,15 @@ def cmd_eval(bundle: Path, man: dict, args: argparse.Namespace) -> int:
     batch = args.batch or int(man.get("expected", {}).get("eval_batch_size", 64))
     pred = np.concatenate([run.run(b).argmax(1) for b in _batches(xs, batch)])
     per = {labels[c]: round(float((pred[y == c] == c).mean()), 6) for c in np.unique(y)}
-    out = {"accuracy": float((pred == y).mean()), "n": int(len(y)), "correct": int((pred == y).sum()),
-           "per_class_accuracy": per, "expected_accuracy": man.get("expected", {}).get("test_accuracy"),
-           "backend": run.name, "batch": batch}
+    out = {
+        "accuracy": float((pred == y).mean()),
+        "n": int(len(y)),
+        "correct": int((pred == y).sum()),
+        "per_class_accuracy": per,
+        "expected_accuracy": man.get("expected", {}).get("test_accuracy"),
+        "backend": run.name,
+        "batch": batch,
+    }
     print(json.dumps(out))
     return 0
 
@@ -424,8 +511,15 @@ def host_info(run: OrtRunner | TrtRunner) -> dict:
                 break
     except OSError:
         pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(), "os": platform.platform(),
-            "python": platform.python_version(), "onnxruntime": None, "tensorrt": None}
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "machine": platform.machine(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "onnxruntime": None,
+        "tensorrt": None,
+    }
     info[run.name] = run.version
     if run.name != "onnxruntime":
         try:
@@ -443,20 +537,32 @@ def cmd_bench(bundle: Path, man: dict, args: argparse.Namespace) -> int:
     shape = man["model"]["inputs"][0]["shape"][1:]
     x = np.random.default_rng(0).standard_normal((batch, *shape)).astype(np.float32)
     samples = time_calls(lambda: run.run(x), args.warmup, args.iters, args.min_time)
-    out = {"schema": RESULT_SCHEMA, **summarize(samples, batch), "samples_ms": [round(s, 4) for s in samples],
-           "batch": batch, "threads": args.threads, "backend": run.name, "model": man["model"]["file"],
-           "precision": man.get("precision"), "host": host_info(run)}
+    out = {
+        "schema": RESULT_SCHEMA,
+        **summarize(samples, batch),
+        "samples_ms": [round(s, 4) for s in samples],
+        "batch": batch,
+        "threads": args.threads,
+        "backend": run.name,
+        "model": man["model"]["file"],
+        "precision": man.get("precision"),
+        "host": host_info(run),
+    }
     print(json.dumps(out))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description="Run an edgeslim bundle (numpy + onnxruntime or tensorrt).")
+    ap = argparse.ArgumentParser(
+        description="Run an edgeslim bundle (numpy + onnxruntime or tensorrt)."
+    )
     ap.add_argument("--bundle", default=str(Path(__file__).resolve().parent), help="bundle folder")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("verify", help="check every file's sha256 against manifest.json")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--backend", choices=["onnxruntime", "tensorrt"], help="default: the target's")
+    common.add_argument(
+        "--backend", choices=["onnxruntime", "tensorrt"], help="default: the target's"
+    )
     common.add_argument("--threads", type=int, help="intra-op threads (default: the target's)")
     common.add_argument("--batch", type=int, help="batch size")
     c = sub.add_parser("classify", parents=[common], help="classify images; one JSON line each")
@@ -481,7 +587,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if getattr(args, "threads", None) is None and args.cmd != "verify":
             args.threads = man.get("target", {}).get("threads")
-        return {"classify": cmd_classify, "eval": cmd_eval, "bench": cmd_bench}[args.cmd](bundle, man, args)
+        return {"classify": cmd_classify, "eval": cmd_eval, "bench": cmd_bench}[args.cmd](
+            bundle, man, args
+        )
     except RunnerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code

@@ -13,9 +13,9 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from edgeslim.deploy.parity import ParityConfig
 from pydantic import Field
 
-from edgeslim.deploy.parity import ParityConfig
 from edgeslim.stages.context import StageContext, StageOutput, StageRecord
 from edgeslim.stages.registry import StageConfig, register_stage
 
@@ -28,11 +28,14 @@ class ExportConfig(StageConfig):
     opset: int = Field(18, ge=13, le=23, description="ONNX opset")
     dynamic_batch: bool = Field(True, description="symbolic batch axis on input and output")
     exporter: Literal["auto", "dynamo", "torchscript"] = Field(
-        "auto", description="auto: dynamo, then TorchScript with a recorded warning")
+        "auto", description="auto: dynamo, then TorchScript with a recorded warning"
+    )
     simplify: bool = Field(True, description="simplify the graph with onnxslim")
     reuse_onnx: Literal["auto", "never"] = Field(
-        "auto", description="auto: finalize a newer ONNX from an earlier stage (e.g. quantize) "
-        "instead of re-exporting the torch model")
+        "auto",
+        description="auto: finalize a newer ONNX from an earlier stage (e.g. quantize) "
+        "instead of re-exporting the torch model",
+    )
     parity: ParityConfig = Field(default_factory=ParityConfig)
 
 
@@ -43,7 +46,7 @@ class DeployConfig(StageConfig):
 
 
 def newer_onnx(history: list[StageRecord]) -> StageRecord | None:
-    """The record of the chain's newest ONNX when it is at least as new as its newest torch model."""
+    """The chain's newest ONNX record when it is at least as new as its newest torch model."""
     done = [r for r in history if r.status == "completed"]
     onnx_rec = next((r for r in reversed(done) if r.onnx_file), None)
     model_rec = next((r for r in reversed(done) if r.model_file), None)
@@ -57,11 +60,16 @@ def newer_onnx(history: list[StageRecord]) -> StageRecord | None:
 def onnx_metadata(ctx: StageContext, data: DataBundle, precision: str) -> dict[str, Any]:
     from edgeslim.fsutil import sha256_json
 
-    return {"edgeslim.class_names": ctx.class_names or data.class_names, "edgeslim.mean": data.mean,
-            "edgeslim.std": data.std, "edgeslim.input_shape": list(data.input_shape),
-            "edgeslim.layout": "NCHW", "edgeslim.precision": precision,
-            "edgeslim.recipe_hash": sha256_json(ctx.recipe.resolved())[:16],
-            "edgeslim.run_name": ctx.recipe.run.name}
+    return {
+        "edgeslim.class_names": ctx.class_names or data.class_names,
+        "edgeslim.mean": data.mean,
+        "edgeslim.std": data.std,
+        "edgeslim.input_shape": list(data.input_shape),
+        "edgeslim.layout": "NCHW",
+        "edgeslim.precision": precision,
+        "edgeslim.recipe_hash": sha256_json(ctx.recipe.resolved())[:16],
+        "edgeslim.run_name": ctx.recipe.run.name,
+    }
 
 
 def _failed_dir(ctx: StageContext, cfg: StageConfig) -> str:
@@ -83,19 +91,36 @@ def run_export(cfg: ExportConfig, ctx: StageContext) -> StageOutput:
         precision = is_reduced_precision(path) or "fp32"
         ctx.log(f"finalizing {src.dir.name}/{src.onnx_file} ({precision}) instead of re-exporting")
         _copy_sidecar(path, out)
-        res = finalize_onnx(path, out, onnx_metadata(ctx, data, precision), simplify=cfg.simplify,
-                            input_shape=tuple(data.input_shape))
+        res = finalize_onnx(
+            path,
+            out,
+            onnx_metadata(ctx, data, precision),
+            simplify=cfg.simplify,
+            input_shape=tuple(data.input_shape),
+        )
         metrics.update(exporter=f"reused:{src.dir.name}", opset=res.opset)
     else:
         model = ctx.require_model("export")
         precision = "fp32"
-        res = export_onnx(model, data.input_shape, out, cfg.opset, cfg.dynamic_batch,
-                          onnx_metadata(ctx, data, precision), cfg.exporter, simplify=cfg.simplify)
+        res = export_onnx(
+            model,
+            data.input_shape,
+            out,
+            cfg.opset,
+            cfg.dynamic_batch,
+            onnx_metadata(ctx, data, precision),
+            cfg.exporter,
+            simplify=cfg.simplify,
+        )
         metrics["exporter"] = res.exporter
     for note in res.warnings:
         ctx.log(f"[yellow]export: {note}[/yellow]")
-    metrics.update(precision=precision, simplified=res.simplified, external_data=res.external_data,
-                   export_warnings=res.warnings)
+    metrics.update(
+        precision=precision,
+        simplified=res.simplified,
+        external_data=res.external_data,
+        export_warnings=res.warnings,
+    )
     if cfg.parity.enabled:
         metrics.update(parity_gate(cfg, ctx, data, out, precision))
     return StageOutput(onnx=out, metrics=metrics)
@@ -107,9 +132,10 @@ def _copy_sidecar(src: Path, out: Path) -> None:
         shutil.copy2(side, out.parent / side.name)
 
 
-def parity_gate(cfg: ExportConfig, ctx: StageContext, data: DataBundle, onnx_path: Path,
-                precision: str) -> dict[str, Any]:
-    """Run the FP32 or quantized gate; raise GateError (folder kept as .failed) when outside tolerance."""
+def parity_gate(
+    cfg: ExportConfig, ctx: StageContext, data: DataBundle, onnx_path: Path, precision: str
+) -> dict[str, Any]:
+    """Run the FP32 or quantized gate; GateError (folder kept as .failed) outside tolerance."""
     from edgeslim.deploy.backends import OrtBackend, TorchBackend
     from edgeslim.deploy.parity import fp32_parity, gate, quant_parity, split_inputs
 
@@ -123,12 +149,19 @@ def parity_gate(cfg: ExportConfig, ctx: StageContext, data: DataBundle, onnx_pat
     if precision == "fp32":
         rep = fp32_parity(parent, art, x, cfg.parity, onnx_path.name, "pytorch", art.output_names)
         o = rep.outputs[0]
-        m = {"parity_max_abs_err": o.max_abs_err, "parity_rel_err": o.rel_err,
-             "parity_top1_agreement": o.top1_agreement}
+        m = {
+            "parity_max_abs_err": o.max_abs_err,
+            "parity_rel_err": o.rel_err,
+            "parity_top1_agreement": o.top1_agreement,
+        }
     else:
-        rep = quant_parity(parent, art, x, y, cfg.parity, f"{onnx_path.name} ({precision})", "float parent")
-        m = {"parity_top1_agreement": rep.metrics["top1_agreement"],
-             "parity_accuracy_drop": rep.metrics["accuracy_drop"]}
+        rep = quant_parity(
+            parent, art, x, y, cfg.parity, f"{onnx_path.name} ({precision})", "float parent"
+        )
+        m = {
+            "parity_top1_agreement": rep.metrics["top1_agreement"],
+            "parity_accuracy_drop": rep.metrics["accuracy_drop"],
+        }
     model.cpu()
     gate(rep, ctx.workdir / "parity.json", _failed_dir(ctx, cfg))
     ctx.log(f"parity: {rep.summary()}")
@@ -145,7 +178,16 @@ def run_deploy(cfg: DeployConfig, ctx: StageContext) -> StageOutput:
 
         raise StageError("stage 'deploy' needs an ONNX model: put an export stage before it")
     rec = next((r for r in reversed(ctx.history) if r.onnx_file and r.status == "completed"), None)
-    info = build_bundle(ctx.run_dir, ctx.workdir / "bundle", cfg.target, include_images=cfg.include_images,
-                        onnx_record=rec, history=ctx.history, recipe=ctx.recipe)
-    return StageOutput(metrics={"target": cfg.target, "bundle": "bundle", "files": len(info["files"])},
-                       measure=False)
+    info = build_bundle(
+        ctx.run_dir,
+        ctx.workdir / "bundle",
+        cfg.target,
+        include_images=cfg.include_images,
+        onnx_record=rec,
+        history=ctx.history,
+        recipe=ctx.recipe,
+    )
+    return StageOutput(
+        metrics={"target": cfg.target, "bundle": "bundle", "files": len(info["files"])},
+        measure=False,
+    )

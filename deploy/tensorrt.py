@@ -30,7 +30,7 @@ PRECISIONS = ("fp32", "fp16", "int8")
 
 @dataclass
 class BuildPlan:
-    """What a build will do; decided from the ONNX file and the request, before TensorRT is touched."""
+    """What a build will do, decided from the ONNX file and the request before TensorRT runs."""
 
     onnx: str
     precision: str
@@ -43,12 +43,19 @@ class BuildPlan:
     notes: list[str] = field(default_factory=list)
 
 
-def plan_build(onnx_path: str | Path, precision: str = "fp16", *, min_batch: int = 1, opt_batch: int = 1,
-               max_batch: int = 8, workspace_mb: int = 1024,
-               calibration_cache: str | Path | None = None, has_calib_data: bool = False) -> BuildPlan:
+def plan_build(
+    onnx_path: str | Path,
+    precision: str = "fp16",
+    *,
+    min_batch: int = 1,
+    opt_batch: int = 1,
+    max_batch: int = 8,
+    workspace_mb: int = 1024,
+    calibration_cache: str | Path | None = None,
+    has_calib_data: bool = False,
+) -> BuildPlan:
     """Check the request against the model; raise InputError naming the fix when it cannot work."""
     import onnx
-
     from edgeslim.deploy.parity import is_reduced_precision
 
     if precision not in PRECISIONS:
@@ -62,7 +69,9 @@ def plan_build(onnx_path: str | Path, precision: str = "fp16", *, min_batch: int
     dims = [d.dim_value if d.HasField("dim_value") else -1 for d in inp.type.tensor_type.shape.dim]
     dynamic = dims[0] <= 0
     if not 1 <= min_batch <= opt_batch <= max_batch:
-        raise InputError(f"batch profile min {min_batch} <= opt {opt_batch} <= max {max_batch} does not hold")
+        raise InputError(
+            f"batch profile min {min_batch} <= opt {opt_batch} <= max {max_batch} does not hold"
+        )
     if not dynamic and (opt_batch != dims[0] or max_batch != dims[0]):
         min_batch = opt_batch = max_batch = dims[0]
     chw = dims[1:]
@@ -73,16 +82,22 @@ def plan_build(onnx_path: str | Path, precision: str = "fp16", *, min_batch: int
         raise InputError("the model holds FP16 weights; build it with precision fp16")
     if kind == "int8":
         if precision != "int8":
-            raise InputError(f"'{path.name}' is a QDQ (INT8) model; TensorRT builds it only as int8 "
-                             "(explicit quantization): use precision int8")
+            raise InputError(
+                f"'{path.name}' is a QDQ (INT8) model; TensorRT builds it only as int8 "
+                "(explicit quantization): use precision int8"
+            )
         plan.int8_mode = "explicit"
     elif precision == "int8":
         cache = Path(calibration_cache) if calibration_cache else None
         if not has_calib_data and (cache is None or not cache.is_file()):
-            raise InputError("INT8 from an FP32 model needs calibration: a calibration cache file or a "
-                             "calibration set (calib.npy from the quantize stage); or quantize to QDQ first")
+            raise InputError(
+                "INT8 from an FP32 model needs calibration: a calibration cache file or a "
+                "calibration set (calib.npy from the quantize stage); or quantize to QDQ first"
+            )
         plan.int8_mode, plan.calibration_cache = "calibration", str(cache) if cache else None
-        plan.notes.append("implicit INT8 calibration is deprecated in TensorRT 10; QDQ models are preferred")
+        plan.notes.append(
+            "implicit INT8 calibration is deprecated in TensorRT 10; QDQ models are preferred"
+        )
     return plan
 
 
@@ -95,14 +110,23 @@ def gpu_info() -> dict[str, Any]:
     import torch
 
     if not torch.cuda.is_available():
-        raise InputError("building or running a TensorRT engine needs a CUDA GPU; none is visible here")
+        raise InputError(
+            "building or running a TensorRT engine needs a CUDA GPU; none is visible here"
+        )
     major, minor = torch.cuda.get_device_capability(0)
-    return {"gpu": torch.cuda.get_device_name(0), "compute_capability": f"{major}.{minor}",
-            "cuda": torch.version.cuda}
+    return {
+        "gpu": torch.cuda.get_device_name(0),
+        "compute_capability": f"{major}.{minor}",
+        "cuda": torch.version.cuda,
+    }
 
 
-def build_engine(plan: BuildPlan, engine_path: str | Path, timing_cache: str | Path | None = None,
-                 calib_data: np.ndarray | None = None) -> dict[str, Any]:
+def build_engine(
+    plan: BuildPlan,
+    engine_path: str | Path,
+    timing_cache: str | Path | None = None,
+    calib_data: np.ndarray | None = None,
+) -> dict[str, Any]:
     """Build and save a serialized engine plus ``<engine>.json`` metadata; return the metadata."""
     trt = _trt()
     info = gpu_info()
@@ -115,48 +139,66 @@ def build_engine(plan: BuildPlan, engine_path: str | Path, timing_cache: str | P
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(plan.onnx):
         errs = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise StageError(f"TensorRT {trt.__version__} cannot parse '{Path(plan.onnx).name}': {errs[:400]}; "
-                         "try a lower export.opset")
+        raise StageError(
+            f"TensorRT {trt.__version__} cannot parse '{Path(plan.onnx).name}': {errs[:400]}; "
+            "try a lower export.opset"
+        )
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, plan.workspace_mb << 20)
     profile = builder.create_optimization_profile()
     profile.set_shape(plan.input_name, plan.shapes["min"], plan.shapes["opt"], plan.shapes["max"])
     config.add_optimization_profile(profile)
     _set_precision(trt, config, plan, profile, calib_data)
-    cache_bytes = Path(timing_cache).read_bytes() if timing_cache and Path(timing_cache).is_file() else b""
+    cache_bytes = (
+        Path(timing_cache).read_bytes() if timing_cache and Path(timing_cache).is_file() else b""
+    )
     tcache = config.create_timing_cache(cache_bytes)
     config.set_timing_cache(tcache, ignore_mismatch=True)
     t0 = time.perf_counter()
     blob = builder.build_serialized_network(network, config)
     if blob is None:
-        raise StageError(f"TensorRT failed to build a {plan.precision} engine from '{Path(plan.onnx).name}' "
-                         "(see the TensorRT log above); try precision fp32 or a larger workspace")
+        raise StageError(
+            f"TensorRT failed to build a {plan.precision} engine from '{Path(plan.onnx).name}' "
+            "(see the TensorRT log above); try precision fp32 or a larger workspace"
+        )
     atomic_write_bytes(engine_path, bytes(blob))
     if timing_cache:
         atomic_write_bytes(timing_cache, bytes(config.get_timing_cache().serialize()))
-    meta = {"schema": "edgeslim.engine/1", "tensorrt": trt.__version__, **info, "plan": asdict(plan),
-            "build_s": round(time.perf_counter() - t0, 2), "size_bytes": engine_path.stat().st_size,
-            "note": "an engine runs only on this GPU model with this TensorRT version"}
+    meta = {
+        "schema": "edgeslim.engine/1",
+        "tensorrt": trt.__version__,
+        **info,
+        "plan": asdict(plan),
+        "build_s": round(time.perf_counter() - t0, 2),
+        "size_bytes": engine_path.stat().st_size,
+        "note": "an engine runs only on this GPU model with this TensorRT version",
+    }
     atomic_write_json(engine_path.with_name(engine_path.name + ".json"), meta)
     return meta
 
 
-def _set_precision(trt: Any, config: Any, plan: BuildPlan, profile: Any, calib_data: np.ndarray | None) -> None:
+def _set_precision(
+    trt: Any, config: Any, plan: BuildPlan, profile: Any, calib_data: np.ndarray | None
+) -> None:
     if plan.precision in ("fp16", "int8"):
         config.set_flag(trt.BuilderFlag.FP16)  # int8: layers left in float run in fp16
     if plan.precision != "int8":
         return
     config.set_flag(trt.BuilderFlag.INT8)
     if plan.int8_mode == "calibration":
-        config.int8_calibrator = make_calibrator(calib_data, plan.calibration_cache, plan.shapes["opt"][0])
+        config.int8_calibrator = make_calibrator(
+            calib_data, plan.calibration_cache, plan.shapes["opt"][0]
+        )
         config.set_calibration_profile(profile)
 
 
 def make_calibrator(data: np.ndarray | None, cache: str | None, batch_size: int) -> Any:
-    """edgeslim's INT8 entropy calibrator (calibration/ package) over ``data``, reusing ``cache``."""
+    """edgeslim's INT8 entropy calibrator (calibration/) over ``data``, reusing ``cache``."""
     from edgeslim.calibration.readers import tensorrt_calibrator
 
-    arr = data if data is not None else np.zeros((0, 1), np.float32)  # cache-only: no batches needed
+    arr = (
+        data if data is not None else np.zeros((0, 1), np.float32)
+    )  # cache-only: no batches needed
     return tensorrt_calibrator(arr, cache or "calibration.cache", batch_size=max(1, batch_size))
 
 
@@ -172,15 +214,22 @@ class TensorRTBackend:
         gpu_info()
         path = Path(path)
         if not path.is_file():
-            raise InputError(f"TensorRT engine '{path}' does not exist; build it with edgeslim deploy + "
-                             "build_engine.sh, or edgeslim.deploy.tensorrt.build_engine")
+            raise InputError(
+                f"TensorRT engine '{path}' does not exist; build it with edgeslim deploy + "
+                "build_engine.sh, or edgeslim.deploy.tensorrt.build_engine"
+            )
         self.torch = torch
-        self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(path.read_bytes())
+        self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(
+            path.read_bytes()
+        )
         if self.engine is None:
             meta = path.with_name(path.name + ".json")
             built = json.loads(meta.read_text()) if meta.is_file() else {}
-            raise InputError(f"TensorRT {trt.__version__} cannot load '{path.name}' (built with TensorRT "
-                             f"{built.get('tensorrt', '?')} on {built.get('gpu', '?')}); rebuild it on this machine")
+            raise InputError(
+                f"TensorRT {trt.__version__} cannot load '{path.name}' (built with TensorRT "
+                f"{built.get('tensorrt', '?')} on {built.get('gpu', '?')}); "
+                "rebuild it on this machine"
+            )
         self.ctx = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         is_in = [self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names]

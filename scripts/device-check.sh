@@ -20,3 +20,48 @@ PY
 # 1. every test that needs CUDA or TensorRT (they skip here with a reason when absent)
 timeout 300 python3 -m pytest -q -m "cuda or tensorrt" -rs tests > "$OUT/pytest-gpu.txt" 2>&1
 # --- sections added by each area below ---
+# --- deploy (issue 5): export on GPU host, parity GPU-torch vs ORT, ORT CUDA EP, TensorRT if present ---
+timeout 300 python3 - > "$OUT/deploy-gpu.json" 2> "$OUT/deploy-gpu.log" <<'PY'
+import importlib.util, json, time
+import numpy as np, onnxruntime as ort, torch, torchvision
+from edgeslim.deploy.backends import OrtBackend, TorchBackend, open_backend
+from edgeslim.deploy.export import export_onnx
+from edgeslim.deploy.parity import ParityConfig, fp32_parity, quant_parity
+res = {"tensorrt_module": importlib.util.find_spec("tensorrt") is not None, "ort": ort.__version__,
+       "ort_providers": ort.get_available_providers(), "gpu": torch.cuda.get_device_name(0)}
+torch.manual_seed(0)
+m = torchvision.models.resnet50().eval()
+p = export_onnx(m, (3, 224, 224), "/tmp/r50.onnx").path
+x = np.random.default_rng(0).standard_normal((8, 3, 224, 224)).astype(np.float32)
+gpu = TorchBackend(m, (3, 224, 224), "cuda")  # cuDNN may use TF32: the relative gate must absorb it
+for name, art in [("ort_cpu", OrtBackend(p))] + ([("ort_cuda", open_backend(p, kind="ort-cuda"))]
+                                                   if "CUDAExecutionProvider" in res["ort_providers"] else []):
+    rep = fp32_parity(gpu, art, x, ParityConfig(rtol=1e-3, batch_size=8), output_names=["logits"])
+    res[f"torch_cuda_vs_{name}"] = {"passed": rep.passed, "summary": rep.summary()}
+if res["tensorrt_module"]:
+    from edgeslim.deploy.tensorrt import build_engine, plan_build
+    for prec in ("fp32", "fp16"):
+        t0 = time.time()
+        meta = build_engine(plan_build(p, prec, opt_batch=8, max_batch=16), f"/tmp/r50-{prec}.engine",
+                            timing_cache="/tmp/r50.timing")
+        eng = open_backend(f"/tmp/r50-{prec}.engine")
+        cfg = ParityConfig(rtol=1e-2 if prec == "fp16" else 1e-3, batch_size=8)
+        rep = fp32_parity(gpu, eng, x, cfg, output_names=["logits"])
+        q = quant_parity(gpu, eng, x, gpu.run(x).argmax(1), cfg)
+        res[f"trt_{prec}"] = {"build_s": round(time.time() - t0, 1), "meta": {k: meta[k] for k in
+                              ("tensorrt", "gpu", "compute_capability")}, "fp32_gate": rep.summary(),
+                              "top1_agreement": q.metrics["top1_agreement"]}
+print(json.dumps(res, indent=1))
+PY
+echo "deploy-gpu rc=$?" >> "$OUT/deploy-gpu.log"
+# --- bench (issue 6): bench on CUDA (torch + ORT CUDA EP when present), GPU memory, host fingerprint, gate ---
+timeout 240 sh -c '
+python3 -m edgeslim bench torchvision:resnet18 --image-size 224 --device cuda --batch 1,8 --min-time 2 \
+  --json "$OUT/bench-torch-cuda.json" > "$OUT/bench-gpu.log" 2>&1
+python3 -c "import torch,torchvision; from edgeslim.deploy.export import export_onnx; \
+export_onnx(torchvision.models.resnet18().eval(), (3,224,224), \"/tmp/r18.onnx\")" >> "$OUT/bench-gpu.log" 2>&1
+python3 -m edgeslim bench /tmp/r18.onnx --provider auto --batch 1,8 --min-time 2 \
+  --json "$OUT/bench-ort-auto.json" >> "$OUT/bench-gpu.log" 2>&1
+python3 -m edgeslim check /tmp/r18.onnx /tmp/r18.onnx --provider auto --json "$OUT/check-gpu-self.json" \
+  --markdown "$OUT/check-gpu-self.md" >> "$OUT/bench-gpu.log" 2>&1
+echo "check exit $?" >> "$OUT/bench-gpu.log"'

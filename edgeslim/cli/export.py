@@ -8,27 +8,40 @@ from pathlib import Path
 from typing import Any
 
 EPILOG = """examples:
-  edgeslim export runs/demo --out demo.onnx                    newest model of a run (test split for parity)
+  edgeslim export runs/demo --out demo.onnx       newest model of a run (its test split for parity)
   edgeslim export runs/demo/01-finetune/model.pt --out m.onnx  an edgeslim model file
-  edgeslim export torchvision:resnet18 --checkpoint w.pth --num-classes 10 --input-size 224 --out r18.onnx
+  edgeslim export torchvision:resnet18 --checkpoint w.pth --num-classes 10 --input-size 224 \\
+      --out r18.onnx
   edgeslim export tinycnn --input-size 32 --out tiny.onnx      a registry name (random weights)
 The FP32 parity gate runs after export (exit 1 and FILE.onnx.failed kept when it fails)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a model or a run's model to ONNX (with parity gate)",
-                       description="Export to one ONNX file: dynamo exporter (TorchScript fallback), "
-                       "onnxslim, checker, shape inference, metadata, then the FP32 parity gate.",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", metavar="MODEL_OR_RUN", help="run folder, edgeslim model.pt, or registry name")
+    p = sub.add_parser(
+        "export",
+        help="export a model or a run's model to ONNX (with parity gate)",
+        description="Export to one ONNX file: dynamo exporter (TorchScript fallback), "
+        "onnxslim, checker, shape inference, metadata, then the FP32 parity gate.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "model", metavar="MODEL_OR_RUN", help="run folder, edgeslim model.pt, or registry name"
+    )
     p.add_argument("--out", required=True, help="output .onnx file")
-    p.add_argument("--checkpoint", help="weights (.pt/.pth state dict or .safetensors) for a registry name")
+    p.add_argument(
+        "--checkpoint", help="weights (.pt/.pth state dict or .safetensors) for a registry name"
+    )
     p.add_argument("--num-classes", type=int, help="classes of the head (registry name only)")
-    p.add_argument("--input-size", type=int, help="image side in pixels (default: the run's, else 224/32)")
+    p.add_argument(
+        "--input-size", type=int, help="image side in pixels (default: the run's, else 224/32)"
+    )
     p.add_argument("--channels", type=int, default=None, choices=[1, 3])
     p.add_argument("--opset", type=int, default=18)
     p.add_argument("--exporter", choices=["auto", "dynamo", "torchscript"], default="auto")
-    p.add_argument("--static-batch", action="store_true", help="fixed batch 1 instead of a dynamic batch axis")
+    p.add_argument(
+        "--static-batch", action="store_true", help="fixed batch 1 instead of a dynamic batch axis"
+    )
     p.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
     p.add_argument("--no-parity", action="store_true", help="skip the FP32 parity gate")
     p.add_argument("--samples", type=int, default=32, help="parity inputs")
@@ -36,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def resolve_model(args: argparse.Namespace) -> tuple[Any, Any, str]:
-    """(torch model, DataBundle or None, description) from a run folder, model file or registry name."""
+    """(model, DataBundle or None, description) from a run folder, model file or registry name."""
     from edgeslim.errors import InputError
     from edgeslim.models.serialize import load_model
 
@@ -45,11 +58,21 @@ def resolve_model(args: argparse.Namespace) -> tuple[Any, Any, str]:
         from edgeslim.deploy.bundle import _data_of, load_run
 
         rec = load_run(src)
-        st = next((s for s in reversed(rec.get("stages", [])) if s.get("status") == "completed"
-                   and s.get("model_file")), None)
+        st = next(
+            (
+                s
+                for s in reversed(rec.get("stages", []))
+                if s.get("status") == "completed" and s.get("model_file")
+            ),
+            None,
+        )
         if st is None:
             raise InputError(f"run '{src}' has no completed stage with a torch model (model.pt)")
-        return load_model(src / st["dir"] / st["model_file"]), _data_of(rec), f"{src.name}/{st['dir']}"
+        return (
+            load_model(src / st["dir"] / st["model_file"]),
+            _data_of(rec),
+            f"{src.name}/{st['dir']}",
+        )
     if src.suffix in (".pt", ".pth") and src.is_file() and not args.checkpoint:
         return load_model(src), None, src.name
     from edgeslim.models.registry import create_model
@@ -60,7 +83,9 @@ def resolve_model(args: argparse.Namespace) -> tuple[Any, Any, str]:
         from edgeslim.fsutil import require_file
         from edgeslim.models.checkpoint import load_weights_into
 
-        load_weights_into(model, require_file(args.checkpoint, "checkpoint"), num_classes=args.num_classes)
+        load_weights_into(
+            model, require_file(args.checkpoint, "checkpoint"), num_classes=args.num_classes
+        )
     return model.eval(), None, args.model
 
 
@@ -78,8 +103,18 @@ def _probe_data(shape: tuple[int, int, int], n: int) -> Any:
     from edgeslim.data import build_data
     from edgeslim.recipe import DataSpec
 
-    return build_data(DataSpec(source="synthetic", image_size=shape[1], channels=shape[0], synthetic_classes=4,
-                               synthetic_per_class=max(8, n), test_fraction=0.3, val_fraction=0.1), seed=0)
+    return build_data(
+        DataSpec(
+            source="synthetic",
+            image_size=shape[1],
+            channels=shape[0],
+            synthetic_classes=4,
+            synthetic_per_class=max(8, n),
+            test_fraction=0.3,
+            val_fraction=0.1,
+        ),
+        seed=0,
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -97,20 +132,51 @@ def main(args: argparse.Namespace) -> int:
     shape = _shape(args, model, data)
     meta: dict[str, Any] = {"edgeslim.source": what, "edgeslim.precision": "fp32"}
     if data is not None:
-        meta.update({"edgeslim.class_names": data.class_names, "edgeslim.mean": data.mean, "edgeslim.std": data.std})
-    res = export_onnx(model, shape, out, args.opset, not args.static_batch, meta, args.exporter,
-                      simplify=not args.no_simplify)
-    info: dict[str, Any] = {"onnx": str(out), "exporter": res.exporter, "opset": res.opset,
-                            "input_shape": list(shape), "simplified": res.simplified, "warnings": res.warnings}
+        meta.update(
+            {
+                "edgeslim.class_names": data.class_names,
+                "edgeslim.mean": data.mean,
+                "edgeslim.std": data.std,
+            }
+        )
+    res = export_onnx(
+        model,
+        shape,
+        out,
+        args.opset,
+        not args.static_batch,
+        meta,
+        args.exporter,
+        simplify=not args.no_simplify,
+    )
+    info: dict[str, Any] = {
+        "onnx": str(out),
+        "exporter": res.exporter,
+        "opset": res.opset,
+        "input_shape": list(shape),
+        "simplified": res.simplified,
+        "warnings": res.warnings,
+    }
     if not args.no_parity:
         probe = data if data is not None else _probe_data(shape, args.samples)
         x, _ = split_inputs(probe, args.samples)
         art = OrtBackend(out)
-        rep = fp32_parity(TorchBackend(model, shape), art, x, ParityConfig(samples=args.samples), out.name,
-                          "pytorch", art.output_names)
+        rep = fp32_parity(
+            TorchBackend(model, shape),
+            art,
+            x,
+            ParityConfig(samples=args.samples),
+            out.name,
+            "pytorch",
+            art.output_names,
+        )
         info["parity"] = rep.summary()
         try:
-            gate(rep, out.with_name(out.name + ".parity.json"), str(out.with_name(out.name + ".failed")))
+            gate(
+                rep,
+                out.with_name(out.name + ".parity.json"),
+                str(out.with_name(out.name + ".failed")),
+            )
         except GateError:
             shutil.move(str(out), str(out.with_name(out.name + ".failed")))
             raise

@@ -114,7 +114,7 @@ class Schedule:
             pos = (step / (s.cycle_epochs * self.spe)) % 1.0
             m = s.base_lr_ratio + (1 - s.base_lr_ratio) * (1 - abs(2 * pos - 1))
         elif s.name == "onecycle":
-            m = _onecycle(t, s)
+            m = _onecycle(max(step - w, 0), span, s)
         elif s.name == "plateau":
             m = self.plateau_scale
         else:
@@ -147,11 +147,13 @@ class Schedule:
         self.plateau_scale, self.best, self.bad = state["plateau_scale"], state["best"], state["bad"]
 
 
-def _onecycle(t: float, s: ScheduleSpec) -> float:
+def _onecycle(k: int, span: int, s: ScheduleSpec) -> float:
+    """Cosine up from lr/div_factor to lr, then down to lr/div/final_div (torch's OneCycleLR)."""
     start, peak = 1.0 / s.div_factor, 1.0
     end = start / s.final_div_factor
-    if t < s.pct_start:
-        a, b, u = start, peak, t / s.pct_start
+    up = max(s.pct_start * span - 1, 1.0)
+    if k <= up:
+        a, b, u = start, peak, k / up
     else:
-        a, b, u = peak, end, (t - s.pct_start) / (1 - s.pct_start)
+        a, b, u = peak, end, min((k - up) / max(span - 1 - up, 1.0), 1.0)
     return b + (a - b) * 0.5 * (1 + math.cos(math.pi * u))

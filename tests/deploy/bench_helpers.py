@@ -20,6 +20,12 @@ def conv_net(body_layers: int, width: int = 8):
 def export(model, path: Path, size: int = 16, dynamic_batch: bool = True) -> Path:
     from edgeslim.deploy.export import export_onnx
 
-    export_onnx(model, (3, size, size), path, dynamic_batch=dynamic_batch, exporter="torchscript",
-                simplify=False)
+    export_onnx(
+        model,
+        (3, size, size),
+        path,
+        dynamic_batch=dynamic_batch,
+        exporter="torchscript",
+        simplify=False,
+    )
     return path

@@ -1,4 +1,4 @@
-"""edgeslim bench: statistics, JSON schema, batch sweep, threads, artifact kinds, bad input, stage."""
+"""edgeslim bench: statistics, JSON schema, batch sweep, threads, artifact kinds, errors, stage."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ QUICK = ("--min-iters", "5", "--min-time", "0", "--warmup", "1", "--threads", "1
 @pytest.fixture(scope="module")
 def onnx_models(tmp_path_factory):
     d = tmp_path_factory.mktemp("bench")
-    return {"dyn": export(conv_net(1), d / "dyn.onnx"),
-            "fixed": export(conv_net(1), d / "fixed.onnx", dynamic_batch=False)}
+    return {
+        "dyn": export(conv_net(1), d / "dyn.onnx"),
+        "fixed": export(conv_net(1), d / "fixed.onnx", dynamic_batch=False),
+    }
 
 
 def test_bench_onnx_json_sweep_and_table(cli, onnx_models, tmp_path):
@@ -28,8 +30,17 @@ def test_bench_onnx_json_sweep_and_table(cli, onnx_models, tmp_path):
     assert code == 0, err
     r = json.loads(out.read_text())
     assert r["schema"] == "edgeslim.bench/1"
-    for key in ("median_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "throughput",
-                "peak_rss_mb"):
+    for key in (
+        "median_ms",
+        "p90_ms",
+        "p95_ms",
+        "p99_ms",
+        "mean_ms",
+        "std_ms",
+        "min_ms",
+        "throughput",
+        "peak_rss_mb",
+    ):
         assert r[key] > 0, key
     assert r["min_ms"] <= r["median_ms"] <= r["p90_ms"] <= r["p99_ms"]
     assert len(r["samples_ms"]) == r["iters"] >= 5
@@ -37,7 +48,11 @@ def test_bench_onnx_json_sweep_and_table(cli, onnx_models, tmp_path):
     assert r["sweep"][1]["throughput"] == pytest.approx(3e3 / r["sweep"][1]["median_ms"])
     assert r["settings"]["intra_op_threads"] == 1 and r["settings"]["input_shape"] == [3, 16, 16]
     assert r["host"]["cores"] >= 1 and r["host"]["cpu"] and r["host"]["runtimes"]["onnxruntime"]
-    assert r["artifact"]["macs"] > 0 and r["artifact"]["params"] > 0 and r["artifact"]["size_bytes"] > 0
+    assert (
+        r["artifact"]["macs"] > 0
+        and r["artifact"]["params"] > 0
+        and r["artifact"]["size_bytes"] > 0
+    )
     assert "median" in stdout and "items/s" in stdout and "MACs" in stdout
 
 
@@ -45,9 +60,13 @@ def test_min_time_and_min_iters_both_hold(onnx_models):
     from edgeslim.deploy.bench import BenchOptions, run_benchmark
 
     t0 = time.perf_counter()
-    r = run_benchmark(onnx_models["dyn"], BenchOptions(min_iters=3, min_time_s=0.3, warmup=0, threads=1))
+    r = run_benchmark(
+        onnx_models["dyn"], BenchOptions(min_iters=3, min_time_s=0.3, warmup=0, threads=1)
+    )
     assert time.perf_counter() - t0 >= 0.3 and r["iters"] > 3
-    r = run_benchmark(onnx_models["dyn"], BenchOptions(min_iters=40, min_time_s=0.0, warmup=0, threads=1))
+    r = run_benchmark(
+        onnx_models["dyn"], BenchOptions(min_iters=40, min_time_s=0.0, warmup=0, threads=1)
+    )
     assert r["iters"] == 40
 
 
@@ -55,6 +74,7 @@ def test_onnx_macs_match_torch_count():
     import tempfile
 
     from edgeslim.deploy.bench_artifact import onnx_macs
+
     from edgeslim.measure import count_macs
 
     model = conv_net(3)
@@ -67,7 +87,12 @@ def test_onnx_macs_match_torch_count():
 def test_bench_torch_model_pt_and_registry_name(cli, tmp_path):
     from edgeslim.models.serialize import build_from_spec, save_model
 
-    spec = {"source": "tinycnn", "kwargs": {"width": 8, "depth": 2}, "in_chans": 3, "base_num_classes": 3}
+    spec = {
+        "source": "tinycnn",
+        "kwargs": {"width": 8, "depth": 2},
+        "in_chans": 3,
+        "base_num_classes": 3,
+    }
     pt = save_model(build_from_spec(spec), tmp_path / "model.pt")
     out = tmp_path / "pt.json"
     code, _, err = cli("bench", pt, "--image-size", "16", "--json", out, *QUICK)
@@ -80,13 +105,16 @@ def test_bench_torch_model_pt_and_registry_name(cli, tmp_path):
     assert float(stdout.strip()) > 0
 
 
-@pytest.mark.parametrize("args, needle", [
-    (("missing.onnx",), "does not exist"),
-    (("tinycnnn",), "did you mean 'tinycnn'"),
-    (("@fixed", "--batch", "4"), "fixed batch size of 1"),
-    (("@dyn", "--provider", "cdua"), "did you mean 'cuda'"),
-    (("@dyn", "--threads", "0"), "--threads 0 is not valid"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (("missing.onnx",), "does not exist"),
+        (("tinycnnn",), "did you mean 'tinycnn'"),
+        (("@fixed", "--batch", "4"), "fixed batch size of 1"),
+        (("@dyn", "--provider", "cdua"), "did you mean 'cuda'"),
+        (("@dyn", "--threads", "0"), "--threads 0 is not valid"),
+    ],
+)
 def test_bench_bad_input_exits_2(cli, onnx_models, args, needle):
     args = [str(onnx_models[a[1:]]) if a.startswith("@") else a for a in args]
     code, _, err = cli("bench", *args, *QUICK[:6])
@@ -109,10 +137,13 @@ def test_quick_latency_uses_shared_timing():
 
 
 def test_bench_stage_writes_full_result(write_recipe, cli, tmp_path):
-    recipe = write_recipe(stages=[{"stage": "finetune", "train": {"epochs": 1}},
-                                  {"stage": "export", "exporter": "torchscript"},
-                                  {"stage": "bench", "iters": 5, "min_time_s": 0, "warmup": 1,
-                                   "sweep": [2]}])
+    recipe = write_recipe(
+        stages=[
+            {"stage": "finetune", "train": {"epochs": 1}},
+            {"stage": "export", "exporter": "torchscript"},
+            {"stage": "bench", "iters": 5, "min_time_s": 0, "warmup": 1, "sweep": [2]},
+        ]
+    )
     code, _, err = cli("run", recipe, "-q")
     assert code == 0, err
     run = json.loads((tmp_path / "runs" / "t" / "run.json").read_text())
@@ -120,4 +151,18 @@ def test_bench_stage_writes_full_result(write_recipe, cli, tmp_path):
     m = bench["metrics"]
     assert m["latency_ms"] > 0 and m["p99_ms"] >= m["latency_ms"] and set(m["sweep"]) == {"1", "2"}
     r = json.loads((tmp_path / "runs" / "t" / bench["dir"] / "bench.json").read_text())
-    assert r["median_ms"] == pytest.approx(m["latency_ms"], abs=1e-4) and r["artifact"]["kind"] == "onnx"
+    assert (
+        r["median_ms"] == pytest.approx(m["latency_ms"], abs=1e-4)
+        and r["artifact"]["kind"] == "onnx"
+    )
+
+
+@pytest.mark.cuda
+def test_bench_torch_on_cuda_records_gpu(cli, tmp_path):
+    out = tmp_path / "cuda.json"
+    code, _, err = cli(
+        "bench", "tinycnn", "--image-size", "16", "--device", "cuda", "--json", out, *QUICK
+    )
+    assert code == 0, err
+    r = json.loads(out.read_text())
+    assert r["settings"]["device"] == "cuda" and r["gpu_memory_mb"] > 0 and r["host"]["gpu"]

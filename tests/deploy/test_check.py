@@ -1,4 +1,4 @@
-"""edgeslim check: the decision rule, interleaving, budgets, reports, stored baselines, bad input."""
+"""edgeslim check: decision rule, interleaving, budgets, reports, stored baselines, bad input."""
 
 from __future__ import annotations
 
@@ -13,14 +13,28 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_helpers import conv_net, export  # noqa: E402
 
-FAST = ("--min-time", "0.4", "--min-rounds", "8", "--round-ms", "5", "--threads", "1", "--warmup", "2")
+FAST = (
+    "--min-time",
+    "0.4",
+    "--min-rounds",
+    "8",
+    "--round-ms",
+    "5",
+    "--threads",
+    "1",
+    "--warmup",
+    "2",
+)
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     d = tmp_path_factory.mktemp("check")
     # 1 vs 10 body layers: the candidate does several times the work of the baseline
-    return {"base": export(conv_net(1), d / "base.onnx"), "slow": export(conv_net(10), d / "slow.onnx")}
+    return {
+        "base": export(conv_net(1), d / "base.onnx"),
+        "slow": export(conv_net(10), d / "slow.onnx"),
+    }
 
 
 def _rounds(rng, shift: float, n: int = 30, k: int = 8):
@@ -35,8 +49,11 @@ def test_decision_rule_on_synthetic_rounds():
 
     rng = np.random.default_rng(1)
     assert compare_rounds(*_rounds(rng, 1.15)).verdict == "regression"
-    assert compare_rounds(*_rounds(rng, 1.0)).verdict in ("no significant change", "slower-within-tolerance",
-                                                          "faster-within-tolerance")
+    assert compare_rounds(*_rounds(rng, 1.0)).verdict in (
+        "no significant change",
+        "slower-within-tolerance",
+        "faster-within-tolerance",
+    )
     small = compare_rounds(*_rounds(rng, 1.03))
     assert small.ci_low > 1.0 and small.verdict == "slower-within-tolerance"
     big = compare_rounds(*_rounds(rng, 1.15), max_slowdown=0.30)
@@ -46,9 +63,8 @@ def test_decision_rule_on_synthetic_rounds():
 
 
 def test_mann_whitney_matches_scipy():
-    from scipy.stats import mannwhitneyu
-
     from edgeslim.deploy.stats import mann_whitney_u
+    from scipy.stats import mannwhitneyu
 
     rng = np.random.default_rng(0)
     a, b = rng.normal(1, 0.1, 60).round(2), rng.normal(1.05, 0.1, 50).round(2)  # with ties
@@ -61,15 +77,29 @@ def test_self_check_passes_with_reports(cli, models, tmp_path):
     md, junit, js = tmp_path / "c.md", tmp_path / "c.xml", tmp_path / "c.json"
     # a generous tolerance: the gate's false-alarm rate is measured by benchmarks/latency_gate.py,
     # this test checks the pass path and the reports
-    code, out, err = cli("check", models["base"], models["base"], *FAST, "--markdown", md, "--junit", junit,
-                         "--json", js, "--max-slowdown", "25")
+    code, out, err = cli(
+        "check",
+        models["base"],
+        models["base"],
+        *FAST,
+        "--markdown",
+        md,
+        "--junit",
+        junit,
+        "--json",
+        js,
+        "--max-slowdown",
+        "25",
+    )
     assert code == 0, out + err
     rep = json.loads(js.read_text())
     assert rep["passed"] and rep["comparison"]["rounds"] >= 8 and rep["calls_per_round"] >= 1
     assert rep["comparison"]["verdict"] != "regression"
     assert "| median (ms) |" in md.read_text() and "CI" in md.read_text()
     suite = ET.parse(junit).getroot().find("testsuite")
-    assert suite.get("failures") == "0" and suite.find("testcase").get("name") == "latency regression"
+    assert (
+        suite.get("failures") == "0" and suite.find("testcase").get("name") == "latency regression"
+    )
 
 
 def test_slower_candidate_fails_and_tolerance_lets_it_pass(cli, models, tmp_path):
@@ -90,35 +120,65 @@ def _budget(tmp_path, text: str) -> Path:
 def test_budgets_latency_size_macs_accuracy(cli, models, tmp_path):
     run = tmp_path / "run.json"
     run.write_text(json.dumps({"stages": [], "final": {"test_accuracy": 0.8}}))
-    ok = _budget(tmp_path, "latency_ms: {default: 10000, rpi4: 0.000001}\nmax_size_mb: 10\n"
-                 "max_macs: 1000000000\nmin_accuracy: 0.75\naccuracy_from: run.json\n")
-    code, out, err = cli("check", models["base"], models["base"], *FAST, "--budget", ok)
+    ok = _budget(
+        tmp_path,
+        "latency_ms: {default: 10000, rpi4: 0.000001}\nmax_size_mb: 10\n"
+        "max_macs: 1000000000\nmin_accuracy: 0.75\naccuracy_from: run.json\n",
+    )
+    # self-comparisons here test budgets; the generous tolerance keeps load spikes out of it
+    code, out, err = cli(
+        "check", models["base"], models["base"], *FAST, "--budget", ok, "--max-slowdown", "25"
+    )
     assert code == 0, out + err
     assert "latency_ms[default]" in out and "min_accuracy: 0.8" in out
-    code, out, _ = cli("check", models["base"], models["base"], *FAST, "--budget", ok, "--profile", "rpi4")
+    code, out, _ = cli(
+        "check",
+        models["base"],
+        models["base"],
+        *FAST,
+        "--budget",
+        ok,
+        "--profile",
+        "rpi4",
+        "--max-slowdown",
+        "25",
+    )
     assert code == 1 and "budget exceeded: latency_ms[rpi4]" in out
     tight = _budget(tmp_path, "max_macs: 10\nmin_accuracy: 0.9\n")
-    code, out, _ = cli("check", models["base"], models["base"], *FAST, "--budget", tight,
-                       "--accuracy-from", run)
+    code, out, _ = cli(
+        "check", models["base"], models["base"], *FAST, "--budget", tight, "--accuracy-from", run
+    )
     assert code == 1 and "max_macs" in out and "min_accuracy" in out and "EXCEEDED" in out
 
 
-@pytest.mark.parametrize("budget, extra, needle", [
-    ("max_sise_mb: 3\n", (), "did you mean 'max_size_mb'"),
-    ("latency_ms: {default: 3}\n", ("--profile", "rpi5"), "unknown device profile 'rpi5'"),
-    ("max_macs: 6e7\n", (), "must be a non-negative number"),
-    ("min_accuracy: 90\n", (), "fraction in 0..1"),
-    ("min_accuracy: 0.5\n", (), "no accuracy source"),
-])
+@pytest.mark.parametrize(
+    "budget, extra, needle",
+    [
+        ("max_sise_mb: 3\n", (), "did you mean 'max_size_mb'"),
+        ("latency_ms: {default: 3}\n", ("--profile", "rpi5"), "unknown device profile 'rpi5'"),
+        ("max_macs: 6e7\n", (), "must be a non-negative number"),
+        ("min_accuracy: 90\n", (), "fraction in 0..1"),
+        ("min_accuracy: 0.5\n", (), "no accuracy source"),
+    ],
+)
 def test_bad_budget_exits_2(cli, models, tmp_path, budget, extra, needle):
-    code, _, err = cli("check", models["base"], models["base"], *FAST, "--budget", _budget(tmp_path, budget),
-                       *extra)
+    code, _, err = cli(
+        "check",
+        models["base"],
+        models["base"],
+        *FAST,
+        "--budget",
+        _budget(tmp_path, budget),
+        *extra,
+    )
     assert code == 2 and needle in err
 
 
 def test_stored_baseline_detects_slowdown_and_refuses_other_hosts(cli, models, tmp_path):
     base = tmp_path / "base.json"
-    code, _, err = cli("bench", models["base"], "--json", base, "--threads", "1", "--min-time", "0.3")
+    code, _, err = cli(
+        "bench", models["base"], "--json", base, "--threads", "1", "--min-time", "0.3"
+    )
     assert code == 0, err
     code, out, _ = cli("check", models["slow"], "--baseline-json", base, "--min-time", "0.3")
     assert code == 1 and "stored-baseline" in out
@@ -133,11 +193,14 @@ def test_stored_baseline_detects_slowdown_and_refuses_other_hosts(cli, models, t
     assert code == 2 and "not an edgeslim bench result" in err
 
 
-@pytest.mark.parametrize("args, needle", [
-    (("@base",), "takes 2 artifact(s)"),
-    (("@base", "@base", "--max-slowdown", "-3"), "out of range"),
-    (("@base", "nope.onnx"), "does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (("@base",), "takes 2 artifact(s)"),
+        (("@base", "@base", "--max-slowdown", "-3"), "out of range"),
+        (("@base", "nope.onnx"), "does not exist"),
+    ],
+)
 def test_check_bad_arguments_exit_2(cli, models, args, needle):
     args = [str(models[a[1:]]) if a.startswith("@") else a for a in args]
     code, _, err = cli("check", *args)

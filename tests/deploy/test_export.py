@@ -1,4 +1,4 @@
-"""ONNX export: dynamo first with a recorded TorchScript fallback, one file, metadata, external data."""
+"""ONNX export: dynamo, recorded TorchScript fallback, one file, metadata, external data."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-
 from edgeslim.deploy import export as E
 from edgeslim.models.registry import create_model
 
@@ -24,8 +23,14 @@ def _ort(path):
 
 
 def test_dynamo_single_file_dynamic_batch_metadata(tiny, tmp_path):
-    res = E.export_onnx(tiny, (3, 16, 16), tmp_path / "m.onnx", 18, True,
-                        {"edgeslim.class_names": ["a", "b", "c", "d"], "edgeslim.mean": [0.5] * 3})
+    res = E.export_onnx(
+        tiny,
+        (3, 16, 16),
+        tmp_path / "m.onnx",
+        18,
+        True,
+        {"edgeslim.class_names": ["a", "b", "c", "d"], "edgeslim.mean": [0.5] * 3},
+    )
     assert res.exporter == "dynamo" and res.opset == 18 and res.simplified and not res.external_data
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]  # no sidecar, no temp left
     sess = _ort(res.path)
@@ -35,7 +40,10 @@ def test_dynamo_single_file_dynamic_batch_metadata(tiny, tmp_path):
         ref = tiny(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(sess.run(None, {"input": x})[0], ref, rtol=1e-4, atol=1e-5)
     meta = E.read_metadata(res.path)
-    assert meta["edgeslim.class_names"] == ["a", "b", "c", "d"] and meta["edgeslim.exporter"] == "dynamo"
+    assert (
+        meta["edgeslim.class_names"] == ["a", "b", "c", "d"]
+        and meta["edgeslim.exporter"] == "dynamo"
+    )
     assert meta["edgeslim.input_shape"] == [3, 16, 16] and meta["edgeslim.layout"] == "NCHW"
     assert meta["edgeslim.input_name"] == "input" and meta["edgeslim.version"]
 
@@ -73,8 +81,14 @@ def test_external_data_beyond_the_limit(tiny, tmp_path, monkeypatch):
 
 
 def test_finalize_replaces_metadata_and_rejects_garbage(tiny, tmp_path):
-    res = E.export_onnx(tiny, (3, 16, 16), tmp_path / "m.onnx", 17, exporter="torchscript",
-                        metadata={"edgeslim.precision": "fp32"})
+    res = E.export_onnx(
+        tiny,
+        (3, 16, 16),
+        tmp_path / "m.onnx",
+        17,
+        exporter="torchscript",
+        metadata={"edgeslim.precision": "fp32"},
+    )
     E.finalize_onnx(res.path, res.path, {"edgeslim.precision": "int8"}, simplify=False)
     meta = E.read_metadata(res.path)
     assert meta["edgeslim.precision"] == "int8" and meta["edgeslim.exporter"] == "torchscript"
@@ -85,8 +99,18 @@ def test_finalize_replaces_metadata_and_rejects_garbage(tiny, tmp_path):
 
 def test_cli_export_registry_name(cli, tmp_path):
     out = tmp_path / "t.onnx"
-    code, stdout, err = cli("export", "tinycnn", "--input-size", "16", "--num-classes", "3", "--out", out,
-                            "--samples", "8")
+    code, stdout, err = cli(
+        "export",
+        "tinycnn",
+        "--input-size",
+        "16",
+        "--num-classes",
+        "3",
+        "--out",
+        out,
+        "--samples",
+        "8",
+    )
     assert code == 0, err
     info = json.loads(stdout)
     assert info["exporter"] == "dynamo" and info["input_shape"] == [3, 16, 16]
@@ -99,5 +123,7 @@ def test_cli_export_bad_input(cli, tmp_path):
     assert code == 2 and "must end in .onnx" in err
     code, _, err = cli("export", "tinycnnn", "--out", tmp_path / "t.onnx")
     assert code == 2 and "did you mean 'tinycnn'" in err
-    code, _, err = cli("export", "tinycnn", "--checkpoint", tmp_path / "none.pth", "--out", tmp_path / "t.onnx")
+    code, _, err = cli(
+        "export", "tinycnn", "--checkpoint", tmp_path / "none.pth", "--out", tmp_path / "t.onnx"
+    )
     assert code == 2 and "none.pth" in err

@@ -1,0 +1,262 @@
+"""edgeslim deploy: bundle layout, manifest hashes, profile refusals, the runner on a bundle."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from edgeslim.deploy.profiles import PROFILES, check_model, get_profile, resolve_precision
+
+from edgeslim.errors import InputError
+
+# The bundle runner must work without torch and edgeslim: block both before running it.
+NO_TORCH = (
+    "import sys, runpy; sys.modules['torch'] = None; sys.modules['edgeslim'] = None; "
+    "sys.argv = ['runner.py'] + sys.argv[1:]; runpy.run_path('runner.py', run_name='__main__')"
+)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    from edgeslim.pipeline import run_pipeline
+    from edgeslim.progress import NULL
+    from edgeslim.recipe import parse_recipe
+
+    out = tmp_path_factory.mktemp("runs")
+    recipe = parse_recipe(
+        {
+            "run": {"name": "b", "output_dir": str(out), "threads": 1, "latency_iters": 5},
+            "model": {"source": "tinycnn", "kwargs": {"width": 8, "depth": 2}},
+            "data": {
+                "source": "synthetic",
+                "image_size": 16,
+                "synthetic_classes": 4,
+                "synthetic_per_class": 40,
+                "val_fraction": 0.2,
+                "test_fraction": 0.25,
+            },
+            "stages": [
+                {"stage": "finetune", "train": {"epochs": 2, "batch_size": 16}},
+                {"stage": "export"},
+                {"stage": "deploy", "target": "x86-cpu", "include_images": False},
+            ],
+        }
+    )
+    return run_pipeline(recipe, NULL).run_dir
+
+
+@pytest.fixture(scope="module")
+def bundle(run_dir, tmp_path_factory) -> Path:
+    from edgeslim.deploy.bundle import build_bundle
+
+    out = tmp_path_factory.mktemp("b") / "bundle"
+    build_bundle(run_dir, out, "x86-cpu")
+    return out
+
+
+def _runner(bundle: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", NO_TORCH, *args],
+        cwd=bundle,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_bundle_layout_manifest_and_tarball(bundle, run_dir):
+    from edgeslim.fsutil import sha256_file
+
+    man = json.loads((bundle / "manifest.json").read_text())
+    assert {"model.onnx", "runner.py", "build_engine.sh", "README.md"} <= set(man["files"])
+    assert sum(k.startswith("images/") for k in man["files"]) == man["expected"]["test_images"] > 0
+    for rel, digest in man["files"].items():
+        assert sha256_file(bundle / rel) == digest, rel
+    export = json.loads((run_dir / "run.json").read_text())["stages"][1]["metrics"]
+    assert man["expected"]["test_accuracy"] == export["test_accuracy"]
+    assert man["preprocessing"]["size"] == [16, 16] and man["preprocessing"]["channels"] == 3
+    assert len(man["preprocessing"]["mean"]) == 3 and man["labels"] and man["precision"] == "fp32"
+    assert man["model"]["inputs"][0]["shape"][1:] == [3, 16, 16] and man["model"]["dynamic_batch"]
+    assert man["edgeslim_version"] and man["target"]["name"] == "x86-cpu"
+    with tarfile.open(bundle.with_name("bundle.tar.gz")) as tf:
+        names = tf.getnames()
+    assert "bundle/manifest.json" in names and "bundle/model.onnx" in names
+
+
+def test_runner_eval_reproduces_manifest_accuracy_without_torch(bundle):
+    r = _runner(bundle, "eval", "--images", "images")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    man = json.loads((bundle / "manifest.json").read_text())
+    assert (
+        res["accuracy"] == man["expected"]["test_accuracy"]
+        and res["n"] == man["expected"]["test_images"]
+    )
+
+
+def test_runner_bench_and_classify(bundle):
+    r = _runner(
+        bundle, "bench", "--iters", "5", "--warmup", "1", "--min-time", "0", "--threads", "1"
+    )
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    for k in (
+        "median_ms",
+        "mean_ms",
+        "p90_ms",
+        "p95_ms",
+        "p99_ms",
+        "std_ms",
+        "min_ms",
+        "throughput",
+        "samples_ms",
+        "batch",
+        "threads",
+        "backend",
+    ):
+        assert k in res, k
+    assert res["backend"] == "onnxruntime" and len(res["samples_ms"]) == 5 and res["threads"] == 1
+    assert {"cpu", "cores", "machine", "onnxruntime"} <= set(res["host"]) and res["host"][
+        "onnxruntime"
+    ]
+    img = sorted((bundle / "images").rglob("*.png"))[0]
+    r = _runner(bundle, "classify", str(img))
+    out = json.loads(r.stdout)
+    labels = json.loads((bundle / "manifest.json").read_text())["labels"]
+    assert r.returncode == 0 and out["label"] in labels and 0 < out["score"] <= 1
+
+
+def test_tampered_or_missing_file_is_refused(bundle, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle, copy)
+    model = copy / "model.onnx"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    for cmd in (["verify"], ["eval", "--images", "images"], ["bench"]):
+        r = _runner(copy, *cmd)
+        assert (
+            r.returncode == 3 and "'model.onnx' changed" in r.stderr and "refusing" in r.stderr
+        ), cmd
+    (copy / "model.onnx").write_bytes(bytes(bundle.joinpath("model.onnx").read_bytes()))
+    assert _runner(copy, "verify").returncode == 0
+    next((copy / "images").rglob("*.png")).unlink()
+    r = _runner(copy, "verify")
+    assert r.returncode == 3 and "is missing" in r.stderr and "images/" in r.stderr
+
+
+def test_no_inference_library_exits_2(bundle):
+    code = NO_TORCH.replace(
+        "sys.modules['edgeslim'] = None;",
+        "sys.modules['edgeslim'] = None; sys.modules['onnxruntime'] = None; "
+        "sys.modules['tensorrt'] = None;",
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, "bench"], cwd=bundle, capture_output=True, text=True
+    )
+    assert r.returncode == 2 and "neither onnxruntime nor tensorrt" in r.stderr
+
+
+def test_tensorrt_target_writes_trtexec_profile(run_dir, tmp_path, cli):
+    code, out, err = cli(
+        "deploy",
+        run_dir,
+        "--target",
+        "jetson-orin-nano",
+        "--out",
+        tmp_path / "j",
+        "--no-images",
+        "--no-tar",
+    )
+    assert code == 0, err
+    script = (tmp_path / "j" / "build_engine.sh").read_text()
+    for flag in (
+        "--onnx=model.onnx",
+        "--fp16",
+        "--minShapes=input:1x3x16x16",
+        "--optShapes=input:1x3x16x16",
+        "--maxShapes=input:8x3x16x16",
+        "--timingCacheFile=timing.cache",
+        "runner.py verify",
+    ):
+        assert flag in script, flag
+    man = json.loads((tmp_path / "j" / "manifest.json").read_text())
+    assert (
+        man["precision"] == "fp16"
+        and man["model_precision"] == "fp32"
+        and not (tmp_path / "j.tar.gz").exists()
+    )
+    assert "images/" not in " ".join(man["files"])
+
+
+def test_refusals_name_the_reason(run_dir, tmp_path, cli):
+    code, _, err = cli(
+        "deploy",
+        run_dir,
+        "--target",
+        "raspberry-pi-5",
+        "--precision",
+        "fp16",
+        "--out",
+        tmp_path / "r",
+    )
+    assert code == 2 and "cannot run fp16" in err and not (tmp_path / "r").exists()
+    code, _, err = cli(
+        "deploy", run_dir, "--target", "nvidia-gpu", "--precision", "int8", "--out", tmp_path / "g"
+    )
+    assert code == 2 and "calibration cache" in err
+    code, _, err = cli("deploy", run_dir, "--target", "jetson-nano", "--out", tmp_path / "n")
+    assert code == 2 and "did you mean 'jetson-orin-nano'" in err
+    code, _, err = cli("deploy", tmp_path, "--target", "x86-cpu", "--out", tmp_path / "n")
+    assert code == 2 and "no run.json" in err
+
+
+def test_profile_rules():
+    pi, nano = get_profile("raspberry-pi-5"), get_profile("jetson-orin-nano")
+    assert set(PROFILES) == {
+        "jetson-orin-nano",
+        "jetson-agx-orin",
+        "raspberry-pi-5",
+        "x86-cpu",
+        "nvidia-gpu",
+    }
+    assert resolve_precision(pi, "int8", None, False) == "int8"
+    with pytest.raises(InputError, match="cannot run a fp16 model"):
+        resolve_precision(pi, "fp16", None, False)
+    with pytest.raises(InputError, match="add a quantize stage"):
+        resolve_precision(get_profile("x86-cpu"), "fp32", "int8", True)
+    assert resolve_precision(nano, "fp32", "int8", True) == "int8"
+    with pytest.raises(InputError, match="already int8"):
+        resolve_precision(nano, "int8", "fp16", False)
+    with pytest.raises(InputError, match="opset 13..20.*set export.opset: 20"):
+        check_model(nano, 21, True)
+    with pytest.raises(InputError, match="fixed batch of 1"):
+        check_model(get_profile("nvidia-gpu"), 18, False)
+
+
+def test_cli_export_from_run_folder(run_dir, tmp_path, cli):
+    from edgeslim.deploy.export import read_metadata
+
+    code, out, err = cli(
+        "export", run_dir, "--out", tmp_path / "r.onnx", "--exporter", "torchscript"
+    )
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["exporter"] == "torchscript" and info["input_shape"] == [3, 16, 16]
+    meta = read_metadata(tmp_path / "r.onnx")
+    record = json.loads((run_dir / "run.json").read_text())
+    assert meta["edgeslim.class_names"] == record["stages"][0]["class_names"]
+    assert meta["edgeslim.source"].endswith("00-finetune")
+
+
+def test_deploy_stage_writes_a_bundle_in_its_folder(run_dir):
+    stage = run_dir / "02-deploy"
+    man = json.loads((stage / "bundle" / "manifest.json").read_text())
+    assert (stage / "bundle.tar.gz").is_file() and man["source_stage"] == "01-export"
+    assert json.loads((stage / "meta.json").read_text())["metrics"]["target"] == "x86-cpu"

@@ -1,0 +1,231 @@
+"""--remote over a REAL OpenSSH server on 127.0.0.1 (throwaway host and user keys in tmp_path).
+
+Nothing is mocked: sshd, ssh, scp and the bundle's standalone runner all run for real. The
+"device" is this machine, so the remote result must match a local bench of the same bundle.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_helpers import conv_net, export  # noqa: E402
+
+pytestmark = pytest.mark.ssh
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _keygen(path: Path) -> str:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return path.with_suffix(".pub").read_text().strip()
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sshd")
+    host_pub = _keygen(d / "host_key")
+    user_pub = _keygen(d / "user_key")
+    _keygen(d / "stranger_key")  # a key the server does not know: login must fail
+    (d / "authorized_keys").write_text(user_pub + "\n")
+    port = _free_port()
+    (d / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host_key'}\n"
+        f"PidFile {d / 'sshd.pid'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+        "PermitRootLogin prohibit-password\n"
+        "Subsystem sftp internal-sftp\nLogLevel ERROR\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)  # privilege-separation dir sshd insists on
+    for p in d.glob("*_key"):
+        p.chmod(0o600)
+    proc = subprocess.Popen(
+        [SSHD, "-D", "-e", "-f", str(d / "sshd_config")], stderr=subprocess.PIPE
+    )
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"sshd did not start: {proc.stderr.read().decode()[-500:]}")
+            time.sleep(0.05)
+    (d / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub}\n")
+    yield {"dir": d, "port": port, "target": f"{getpass.getuser()}@127.0.0.1:{port}"}
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):
+    from edgeslim.deploy.remote import local_bundle
+
+    d = tmp_path_factory.mktemp("bundles")
+    a = local_bundle(export(conv_net(1), d / "a.onnx", dynamic_batch=False), d / "ba")
+    b = local_bundle(export(conv_net(10), d / "b.onnx", dynamic_batch=False), d / "bb")
+    return {"a": a, "b": b}
+
+
+@pytest.fixture(scope="module")
+def odd_python(tmp_path_factory):
+    """This interpreter behind a path with a space and a ';', to prove remote quoting."""
+    d = tmp_path_factory.mktemp("py") / "my python; echo pwned"
+    d.mkdir()
+    exe = d / "python3"  # a wrapper, not a symlink: a venv's python must keep its own path
+    exe.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    exe.chmod(0o755)
+    return str(exe)
+
+
+def _ssh_args(sshd, key: str = "user_key", known: str = "known_hosts") -> list[str]:
+    return [
+        "--remote",
+        sshd["target"],
+        "--known-hosts",
+        str(sshd["dir"] / known),
+        "--identity",
+        str(sshd["dir"] / key),
+    ]
+
+
+def test_remote_bench_matches_local_bench(cli, sshd, bundles, odd_python, tmp_path):
+    remote_json, local_json = tmp_path / "remote.json", tmp_path / "local.json"
+    quick = ("--threads", "1", "--min-time", "0.5", "--warmup", "5")
+    code, out, err = cli(
+        "bench",
+        bundles["a"],
+        *_ssh_args(sshd),
+        "--remote-python",
+        odd_python,
+        "--json",
+        remote_json,
+        *quick,
+    )
+    assert code == 0, err
+    assert "pwned" not in out
+    code, _, err = cli("bench", bundles["a"], "--json", local_json, *quick)
+    assert code == 0, err
+    r, loc = json.loads(remote_json.read_text()), json.loads(local_json.read_text())
+    assert r["schema"] == loc["schema"] == "edgeslim.bench/1"
+    assert r["settings"]["remote"] == f"{sshd['target']}" and r["host"]["cpu"] == loc["host"]["cpu"]
+    assert len(r["samples_ms"]) == r["iters"] >= 50
+    # same machine, same model, same timing code: medians agree within noise on a busy machine
+    assert 0.5 < r["median_ms"] / loc["median_ms"] < 2.0
+    assert "median" in out
+
+
+def test_remote_check_interleaves_runner_calls(cli, sshd, bundles, tmp_path):
+    js = tmp_path / "check.json"
+    code, out, err = cli(
+        "check",
+        bundles["a"],
+        bundles["b"],
+        *_ssh_args(sshd),
+        "--remote-python",
+        sys.executable,
+        "--min-rounds",
+        "4",
+        "--min-time",
+        "1",
+        "--threads",
+        "1",
+        "--warmup",
+        "2",
+        "--min-iters",
+        "10",
+        "--json",
+        js,
+    )
+    assert code == 1, out + err
+    rep = json.loads(js.read_text())
+    assert rep["mode"].startswith("remote") and rep["comparison"]["rounds"] == 4
+    assert rep["comparison"]["verdict"] == "regression"
+
+
+def test_unreachable_host(cli, bundles):
+    port = _free_port()  # nothing listens there
+    code, _, err = cli(
+        "bench",
+        bundles["a"],
+        "--remote",
+        f"root@127.0.0.1:{port}",
+        "--trust-on-first-use",
+        "--connect-timeout",
+        "3",
+    )
+    assert code == 2 and "cannot reach" in err and f"127.0.0.1:{port}" in err
+
+
+def test_failed_login(cli, sshd, bundles):
+    code, _, err = cli("bench", bundles["a"], *_ssh_args(sshd, key="stranger_key"))
+    assert code == 2 and "login to" in err and "failed" in err and "--identity" in err
+
+
+def test_device_without_onnxruntime(cli, sshd, bundles, tmp_path):
+    """A real interpreter with numpy but no onnxruntime/tensorrt, as on a bare device."""
+    import numpy
+
+    venv = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next(venv.glob("lib/python*/site-packages"))
+    np_dir = Path(numpy.__file__).parent
+    for p in np_dir.parent.iterdir():  # numpy and its bundled libraries only
+        if p.name == "numpy" or p.name.startswith("numpy.libs") or p.name.startswith("numpy-"):
+            (site / p.name).symlink_to(p)
+    code, _, err = cli(
+        "bench", bundles["a"], *_ssh_args(sshd), "--remote-python", str(venv / "bin/python")
+    )
+    assert code == 2 and "neither onnxruntime nor tensorrt" in err and "--remote-python" in err
+
+
+def test_host_key_checking_and_trust_on_first_use(cli, sshd, bundles, tmp_path):
+    empty = sshd["dir"] / "empty_known_hosts"
+    empty.write_text("")
+    code, _, err = cli("bench", bundles["a"], *_ssh_args(sshd, known="empty_known_hosts"))
+    assert code == 2 and "not trusted" in err and "--trust-on-first-use" in err
+    code, _, err = cli(
+        "bench",
+        bundles["a"],
+        *_ssh_args(sshd, known="empty_known_hosts"),
+        "--trust-on-first-use",
+        "--remote-python",
+        sys.executable,
+        "--min-time",
+        "0.1",
+        "--min-iters",
+        "5",
+        "-q",
+    )
+    assert code == 0, err
+    host_key = (sshd["dir"] / "host_key.pub").read_text().split()[1]
+    assert host_key in empty.read_text()  # the key was remembered (hashed host name)
+
+
+def test_tampered_bundle_is_refused(cli, sshd, bundles, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(bundles["a"], bad)
+    with open(bad / "model.onnx", "ab") as fh:
+        fh.write(b"\0")
+    code, _, err = cli("bench", bad, *_ssh_args(sshd), "--remote-python", sys.executable)
+    assert code == 2 and "failed verification" in err
+
+
+@pytest.mark.parametrize("target", ["host;rm -rf /", "user@", "a@b:99999", "$(id)@host"])
+def test_bad_remote_target(cli, bundles, target):
+    code, _, err = cli("bench", bundles["a"], "--remote", target)
+    assert code == 2 and "is not user@host[:port]" in err
