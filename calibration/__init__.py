@@ -1,1 +1,1 @@
-"""Calibration sets: choose, store (with a content hash) and read them for onnxruntime and TensorRT."""
+"""Calibration sets: choose, store with a content hash, read for onnxruntime/TensorRT."""

@@ -19,7 +19,7 @@ def ort_reader(batch: np.ndarray, input_name: str, batch_size: int = 1) -> Any:
         def get_next(self) -> dict[str, np.ndarray] | None:
             if self._i >= len(batch):
                 return None
-            chunk = batch[self._i:self._i + batch_size]
+            chunk = batch[self._i : self._i + batch_size]
             self._i += batch_size
             return {input_name: np.ascontiguousarray(chunk, dtype=np.float32)}
 
@@ -54,7 +54,9 @@ def tensorrt_calibrator(batch: np.ndarray, cache_file: str | Path, batch_size: i
         def __init__(self) -> None:
             super().__init__()
             self._i = 0
-            self._dev = torch.empty((batch_size, *batch.shape[1:]), dtype=torch.float32, device="cuda")
+            self._dev = torch.empty(
+                (batch_size, *batch.shape[1:]), dtype=torch.float32, device="cuda"
+            )
 
         def get_batch_size(self) -> int:
             return batch_size
@@ -62,7 +64,7 @@ def tensorrt_calibrator(batch: np.ndarray, cache_file: str | Path, batch_size: i
         def get_batch(self, names: list[str]) -> list[int] | None:
             if self._i + batch_size > len(batch):
                 return None
-            self._dev.copy_(torch.from_numpy(batch[self._i:self._i + batch_size]))
+            self._dev.copy_(torch.from_numpy(batch[self._i : self._i + batch_size]))
             self._i += batch_size
             return [int(self._dev.data_ptr())]
 

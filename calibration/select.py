@@ -35,12 +35,19 @@ class CalibrationSet:
     def load(self) -> np.ndarray:
         arr = np.load(self.path, allow_pickle=False)
         if sha256_file(self.path) != self.sha256:
-            raise InputError(f"calibration file '{self.path}' changed since it was stored (hash mismatch); "
-                             "rerun the quantize stage to rebuild it")
+            raise InputError(
+                f"calibration file '{self.path}' changed since it was stored (hash mismatch); "
+                "rerun the quantize stage to rebuild it"
+            )
         return arr
 
     def to_json(self) -> dict[str, object]:
-        return {"file": self.path.name, "sha256": self.sha256, "count": self.count, "source": self.source}
+        return {
+            "file": self.path.name,
+            "sha256": self.sha256,
+            "count": self.count,
+            "source": self.source,
+        }
 
 
 def stratified_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -70,10 +77,16 @@ def from_folder(folder: str | Path, data: DataBundle, n: int, seed: int) -> np.n
     A float .npy is taken as already preprocessed (C,H,W or N,C,H,W); a uint8 .npy is an image.
     """
     root = Path(folder)
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS + (".npy",)) if root.is_dir() else []
+    files = (
+        sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS + (".npy",))
+        if root.is_dir()
+        else []
+    )
     if not files:
-        raise InputError(f"calibration folder '{folder}' has no images ({', '.join(IMAGE_EXTS)}) or .npy files; "
-                         "point calibration.folder at a directory of sample inputs")
+        raise InputError(
+            f"calibration folder '{folder}' has no images ({', '.join(IMAGE_EXTS)}) or .npy files; "
+            "point calibration.folder at a directory of sample inputs"
+        )
     rng = np.random.default_rng(seed)
     files = [files[i] for i in sorted(rng.permutation(len(files))[:n])]
     shape = data.input_shape
@@ -87,8 +100,10 @@ def from_folder(folder: str | Path, data: DataBundle, n: int, seed: int) -> np.n
         out.extend(arr[None] if arr.ndim == 3 else arr)
     batch = np.stack(out)[:n].astype(np.float32)
     if batch.shape[1:] != tuple(shape):
-        raise InputError(f"calibration inputs from '{folder}' have shape {batch.shape[1:]}, the model takes "
-                         f"{tuple(shape)}; store .npy files as C,H,W float32 or use images")
+        raise InputError(
+            f"calibration inputs from '{folder}' have shape {batch.shape[1:]}, the model takes "
+            f"{tuple(shape)}; store .npy files as C,H,W float32 or use images"
+        )
     return batch
 
 
@@ -104,7 +119,7 @@ def _read_one(path: Path, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def store(batch: np.ndarray, folder: Path, source: str) -> CalibrationSet:
-    """Write ``calib.npy`` + ``calib.json`` atomically into ``folder``; return the set with its hash."""
+    """Write ``calib.npy`` + ``calib.json`` atomically into ``folder``; return the set."""
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(batch, dtype=np.float32), allow_pickle=False)
     path = atomic_write_bytes(folder / "calib.npy", buf.getvalue())
@@ -117,6 +132,8 @@ def load_stored(folder: Path) -> CalibrationSet:
     """A calibration set stored by :func:`store` (checks the hash when loaded)."""
     meta = folder / "calib.json"
     if not meta.is_file():
-        raise InputError(f"no calibration set in '{folder}' (calib.json missing); run a quantize stage first")
+        raise InputError(
+            f"no calibration set in '{folder}' (calib.json missing); run a quantize stage first"
+        )
     m = json.loads(meta.read_text())
     return CalibrationSet(folder / m["file"], m["sha256"], int(m["count"]), m["source"])

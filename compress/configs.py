@@ -14,9 +14,13 @@ from edgeslim.train.config import TrainConfig
 class KDSpec(Config):
     """Knowledge distillation from a float teacher during recovery / QAT."""
 
-    teacher: str = Field("auto", description="auto: the model before this stage; or an earlier stage's name")
+    teacher: str = Field(
+        "auto", description="auto: the model before this stage; or an earlier stage's name"
+    )
     temperature: float = Field(4.0, gt=0)
-    alpha: float = Field(0.7, ge=0, le=1, description="weight of the KD term (1 - alpha goes to the labels)")
+    alpha: float = Field(
+        0.7, ge=0, le=1, description="weight of the KD term (1 - alpha goes to the labels)"
+    )
 
 
 class FeatureKD(Config):
@@ -27,10 +31,14 @@ class FeatureKD(Config):
 
 class StudentSpec(Config):
     kind: Literal["current", "width", "model"] = Field(
-        "current", description="current: the chain's model (e.g. pruned); width: a thinner copy of the teacher; "
-                               "model: a registry architecture")
+        "current",
+        description="current: the chain's model (e.g. pruned); width: a thinner teacher copy; "
+        "model: a registry architecture",
+    )
     width: float = Field(0.5, gt=0, lt=1, description="kind=width: fraction of channels kept")
-    source: str | None = Field(None, description="kind=model: registry name (tinycnn, torchvision:resnet18 ...)")
+    source: str | None = Field(
+        None, description="kind=model: registry name (tinycnn, torchvision:resnet18 ...)"
+    )
     kwargs: dict = Field(default_factory=dict)
 
 
@@ -47,21 +55,31 @@ class DistillConfig(StageConfig):
 class PruneTarget(Config):
     """Exactly one of: channel ratio removed, or the fraction of MACs / params to keep."""
 
-    ratio: float | None = Field(None, gt=0, lt=1, description="fraction of channels removed per layer")
-    macs: float | None = Field(None, gt=0, lt=1, description="keep at most this fraction of the MACs")
-    params: float | None = Field(None, gt=0, lt=1, description="keep at most this fraction of the parameters")
+    ratio: float | None = Field(
+        None, gt=0, lt=1, description="fraction of channels removed per layer"
+    )
+    macs: float | None = Field(
+        None, gt=0, lt=1, description="keep at most this fraction of the MACs"
+    )
+    params: float | None = Field(
+        None, gt=0, lt=1, description="keep at most this fraction of the parameters"
+    )
 
     @model_validator(mode="after")
     def _one(self) -> PruneTarget:
         given = [k for k in ("ratio", "macs", "params") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of ratio, macs, params (given: {', '.join(given) or 'none'}); "
-                             "e.g. target: {macs: 0.4}")
+            raise ValueError(
+                f"give exactly one of ratio, macs, params (given: {', '.join(given) or 'none'}); "
+                "e.g. target: {macs: 0.4}"
+            )
         return self
 
 
 class Recovery(Config):
-    train: TrainConfig | None = Field(None, description="fine-tuning after each pruning step (none: skip)")
+    train: TrainConfig | None = Field(
+        None, description="fine-tuning after each pruning step (none: skip)"
+    )
     kd: KDSpec | None = Field(None, description="distill from the unpruned model while recovering")
 
 
@@ -78,8 +96,12 @@ class PruneConfig(StageConfig):
     scope: Literal["local", "global"] = "local"
     target: PruneTarget = Field(default_factory=lambda: PruneTarget(ratio=0.5))
     steps: int = Field(1, ge=1, le=50, description="iterative pruning steps (recovery after each)")
-    round_to: int | None = Field(8, ge=1, description="channel counts rounded to a multiple of this")
-    ignored_layers: list[str] | None = Field(None, description="layers never pruned (default: the head)")
+    round_to: int | None = Field(
+        8, ge=1, description="channel counts rounded to a multiple of this"
+    )
+    ignored_layers: list[str] | None = Field(
+        None, description="layers never pruned (default: the head)"
+    )
     max_ratio: float = Field(0.95, gt=0, lt=1, description="no layer loses more than this fraction")
     recovery: Recovery = Field(default_factory=Recovery)
     sparse: SparseSpec | None = None
@@ -111,7 +133,9 @@ class QuantizeConfig(StageConfig):
     stage: Literal["quantize"] = "quantize"
     precision: Literal["int8", "int8_dynamic", "fp16", "fp32", "auto"] = "int8"
     candidates: list[Literal["int8", "int8_dynamic", "fp16", "fp32"]] | None = Field(
-        None, description="precision: auto: what to measure (default fp32, int8, int8_dynamic; +fp16 on GPU)")
+        None,
+        description="precision: auto: what to measure (fp32, int8, int8_dynamic; +fp16 on GPU)",
+    )
     method: Literal["ptq", "qat"] = "ptq"
     calibration: CalibSpec = Field(default_factory=CalibSpec)
     calibrate_method: Literal["minmax", "entropy", "percentile"] = "minmax"
@@ -122,7 +146,9 @@ class QuantizeConfig(StageConfig):
     preprocess: bool = True
     accuracy_budget: float = Field(1.0, ge=0, description="max validation top-1 drop, in points")
     sensitivity: SensitivitySpec = Field(default_factory=SensitivitySpec)
-    exclude_layers: list[str] = Field(default_factory=list, description="ONNX node names kept in float")
+    exclude_layers: list[str] = Field(
+        default_factory=list, description="ONNX node names kept in float"
+    )
     qat: QatSpec = Field(default_factory=QatSpec)
     target: TargetSpec = Field(default_factory=TargetSpec)
     opset: int = Field(17, ge=13, le=23)

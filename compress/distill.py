@@ -11,27 +11,34 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+from edgeslim.compress.prune import resolve_layers
 from torch import nn
 
-from edgeslim.compress.prune import resolve_layers
 from edgeslim.errors import InputError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 ADAPTER_ATTR = "_kd_adapters"
 
 
-def soft_targets(teachers: Sequence[nn.Module], x: torch.Tensor, temperature: float) -> torch.Tensor:
+def soft_targets(
+    teachers: Sequence[nn.Module], x: torch.Tensor, temperature: float
+) -> torch.Tensor:
     """Softened class probabilities averaged over the teacher ensemble."""
     with torch.no_grad():
         probs = [F.softmax(t(x) / temperature, dim=1) for t in teachers]
     return torch.stack(probs).mean(0)
 
 
-def hinton_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor, y: torch.Tensor,
-                temperature: float, alpha: float) -> torch.Tensor:
+def hinton_loss(
+    student_logits: torch.Tensor,
+    teacher_probs: torch.Tensor,
+    y: torch.Tensor,
+    temperature: float,
+    alpha: float,
+) -> torch.Tensor:
     """``alpha * T^2 * KL(teacher || student) + (1 - alpha) * CE(student, y)``."""
     log_p = F.log_softmax(student_logits / temperature, dim=1)
-    kd = F.kl_div(log_p, teacher_probs, reduction="batchmean") * temperature ** 2
+    kd = F.kl_div(log_p, teacher_probs, reduction="batchmean") * temperature**2
     return alpha * kd + (1 - alpha) * F.cross_entropy(student_logits, y)
 
 
@@ -46,16 +53,25 @@ class FeaturePairs:
     _t_feats: dict[str, torch.Tensor] = field(default_factory=dict)
     _handles: list = field(default_factory=list)
 
-    def attach(self, student: nn.Module, teacher: nn.Module, example: torch.Tensor) -> nn.ModuleList:
+    def attach(
+        self, student: nn.Module, teacher: nn.Module, example: torch.Tensor
+    ) -> nn.ModuleList:
         """Hook both models and build adapters (kept on the student while training)."""
         if len(self.student_layers) != len(self.teacher_layers):
-            raise InputError(f"distill.features: {len(self.student_layers)} student_layers but "
-                             f"{len(self.teacher_layers)} teacher_layers; give one teacher layer per student layer")
-        for mods, names, store in ((resolve_layers(student, self.student_layers), self.student_layers, self._s_feats),
-                                   (resolve_layers(teacher, self.teacher_layers), self.teacher_layers, self._t_feats)):
+            raise InputError(
+                f"distill.features: {len(self.student_layers)} student_layers but "
+                f"{len(self.teacher_layers)} teacher_layers; give one per student layer"
+            )
+        for mods, names, store in (
+            (resolve_layers(student, self.student_layers), self.student_layers, self._s_feats),
+            (resolve_layers(teacher, self.teacher_layers), self.teacher_layers, self._t_feats),
+        ):
             for mod, name in zip(mods, names, strict=True):
-                self._handles.append(mod.register_forward_hook(
-                    lambda m, a, out, n=name, s=store: s.__setitem__(n, out)))
+                self._handles.append(
+                    mod.register_forward_hook(
+                        lambda m, a, out, n=name, s=store: s.__setitem__(n, out)
+                    )
+                )
         with torch.no_grad():
             student.eval(), teacher.eval()
             student(example), teacher(example)
@@ -85,8 +101,12 @@ def _adapter(cin: int, cout: int, dim: int) -> nn.Module:
     return nn.Conv2d(cin, cout, 1, bias=False) if dim == 4 else nn.Linear(cin, cout, bias=False)
 
 
-def kd_loss(teachers: Sequence[nn.Module], temperature: float = 4.0, alpha: float = 0.7,
-            features: FeaturePairs | None = None) -> LossFn:
+def kd_loss(
+    teachers: Sequence[nn.Module],
+    temperature: float = 4.0,
+    alpha: float = 0.7,
+    features: FeaturePairs | None = None,
+) -> LossFn:
     """A loss for ``fit``: Hinton KD from ``teachers`` (+ optional feature matching)."""
     for t in teachers:
         t.eval()

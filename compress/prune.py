@@ -14,24 +14,32 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
+from edgeslim.models.edits import record_edit, register_edit
 from torch import nn
 
 from edgeslim.errors import InputError, StageError, unknown_name
-from edgeslim.models.edits import record_edit, register_edit
 
 IMPORTANCES = ("l1", "l2", "bn_scale", "taylor", "random")
 
 # Leaf modules whose channels torch-pruning knows how to remove. A leaf with parameters that is
 # not one of these is a custom op: torch-pruning would guess its channel dimension silently.
 _SUPPORTED_LEAVES: tuple[type[nn.Module], ...] = (
-    nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm,
-    nn.modules.instancenorm._InstanceNorm, nn.PReLU, nn.Embedding, nn.MultiheadAttention, nn.LSTM,
+    nn.modules.conv._ConvNd,
+    nn.Linear,
+    nn.modules.batchnorm._BatchNorm,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.modules.instancenorm._InstanceNorm,
+    nn.PReLU,
+    nn.Embedding,
+    nn.MultiheadAttention,
+    nn.LSTM,
 )
 _ATTR_TYPES = (int, bool)
 
 
 def make_importance(name: str) -> Any:
-    """torch-pruning importance criterion for ``l1``, ``l2``, ``bn_scale``, ``taylor``, ``random``."""
+    """torch-pruning importance for ``l1``, ``l2``, ``bn_scale``, ``taylor``, ``random``."""
     import torch_pruning as tp
 
     imp = tp.importance
@@ -67,7 +75,8 @@ def check_prunable(model: nn.Module, ignored: list[str]) -> None:
             continue
         if not isinstance(mod, _SUPPORTED_LEAVES):
             raise InputError(
-                f"cannot prune safely: layer '{name}' is a custom op ({type(mod).__name__}) with its own "
+                f"cannot prune safely: layer '{name}' is a custom op ({type(mod).__name__}) "
+                "with its own "
                 "parameters that torch-pruning has no rule for; add it to prune.ignored_layers "
                 f"(keeps its channels and its neighbours'), or replace it with standard layers"
             )
@@ -84,9 +93,18 @@ def attention_heads(model: nn.Module) -> dict[nn.Module, int]:
     return {m: m.num_heads for m in model.modules() if isinstance(m, nn.MultiheadAttention)}
 
 
-def build_pruner(model: nn.Module, example: torch.Tensor, importance: str, ratio: float, *,
-                 global_pruning: bool = False, round_to: int | None = 8, ignored: list[str] | None = None,
-                 steps: int = 1, max_ratio: float = 0.95) -> Any:
+def build_pruner(
+    model: nn.Module,
+    example: torch.Tensor,
+    importance: str,
+    ratio: float,
+    *,
+    global_pruning: bool = False,
+    round_to: int | None = 8,
+    ignored: list[str] | None = None,
+    steps: int = 1,
+    max_ratio: float = 0.95,
+) -> Any:
     """A torch-pruning MetaPruner over ``model`` (head and ``ignored`` layers kept)."""
     import torch_pruning as tp
 
@@ -97,13 +115,24 @@ def build_pruner(model: nn.Module, example: torch.Tensor, importance: str, ratio
     # Head dims only: keeps num_heads valid and rounding applies per head group.
     try:
         return tp.pruner.MetaPruner(
-            model, example, importance=make_importance(importance), global_pruning=global_pruning,
-            pruning_ratio=ratio, iterative_steps=steps, ignored_layers=ign, round_to=round_to,
-            num_heads=heads, prune_head_dims=True, prune_num_heads=False, max_pruning_ratio=max_ratio,
+            model,
+            example,
+            importance=make_importance(importance),
+            global_pruning=global_pruning,
+            pruning_ratio=ratio,
+            iterative_steps=steps,
+            ignored_layers=ign,
+            round_to=round_to,
+            num_heads=heads,
+            prune_head_dims=True,
+            prune_num_heads=False,
+            max_pruning_ratio=max_ratio,
         )
     except (RuntimeError, KeyError, IndexError, ValueError, AttributeError) as exc:
-        raise StageError(f"torch-pruning could not trace the model: {type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0][:200]}") from exc
+        raise StageError(
+            f"torch-pruning could not trace the model: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200]}"
+        ) from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,7 +146,9 @@ def _attrs(model: nn.Module) -> dict[str, dict[str, Any]]:
         for k, v in vars(mod).items():
             if k.startswith("_") and k != "_qkv_same_embed_dim":
                 continue
-            if isinstance(v, _ATTR_TYPES) or (isinstance(v, tuple) and v and all(isinstance(i, int) for i in v)):
+            if isinstance(v, _ATTR_TYPES) or (
+                isinstance(v, tuple) and v and all(isinstance(i, int) for i in v)
+            ):
                 d[k] = v
         out[name] = d
     return out
@@ -140,7 +171,9 @@ def structure_edit(before: dict[str, Any], model: nn.Module) -> dict[str, Any]:
     attrs: dict[str, dict[str, Any]] = {}
     for mod, d in after["attrs"].items():
         old = before["attrs"].get(mod, {})
-        diff = {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items() if old.get(k) != v}
+        diff = {
+            k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items() if old.get(k) != v
+        }
         if diff:
             attrs[mod] = diff
     return {"op": "prune_channels", "shapes": shapes, "attrs": attrs}
@@ -201,7 +234,8 @@ def verify_forward(model: nn.Module, example: torch.Tensor) -> None:
             where = stack[-1] if stack else "(model input)"
             mod = model.get_submodule(where) if stack else model
             raise StageError(
-                f"pruned model fails at layer '{where}' ({type(mod).__name__}): {str(exc).splitlines()[0][:200]}; "
+                f"pruned model fails at layer '{where}' ({type(mod).__name__}): "
+                f"{str(exc).splitlines()[0][:200]}; "
                 "add that layer (or the custom op feeding it) to prune.ignored_layers"
             ) from exc
 
@@ -219,8 +253,15 @@ def channel_table(before: dict[str, Any], model: nn.Module) -> list[dict[str, An
         else:
             continue
         was = before["attrs"].get(name, {}).get(key, now)
-        rows.append({"layer": name, "type": type(mod).__name__, "before": int(was), "after": int(now),
-                     "kept": round(now / max(was, 1), 3)})
+        rows.append(
+            {
+                "layer": name,
+                "type": type(mod).__name__,
+                "before": int(was),
+                "after": int(now),
+                "kept": round(now / max(was, 1), 3),
+            }
+        )
     return rows
 
 
@@ -228,8 +269,14 @@ def channel_table(before: dict[str, Any], model: nn.Module) -> list[dict[str, An
 # One pruning step and the ratio search
 
 
-def prune_once(model: nn.Module, example: torch.Tensor, importance: str, ratio: float,
-               grad_fn: Callable[[nn.Module], None] | None = None, **kw: Any) -> nn.Module:
+def prune_once(
+    model: nn.Module,
+    example: torch.Tensor,
+    importance: str,
+    ratio: float,
+    grad_fn: Callable[[nn.Module], None] | None = None,
+    **kw: Any,
+) -> nn.Module:
     """Prune ``model`` in place by channel ``ratio`` (one shot)."""
     pruner = build_pruner(model, example, importance, ratio, **kw)
     if importance == "taylor" and grad_fn is not None:
@@ -240,7 +287,7 @@ def prune_once(model: nn.Module, example: torch.Tensor, importance: str, ratio: 
 
 
 def count_macs_full(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """MACs with autograd on: under no_grad PyTorch's fused attention fast path hides from the counter."""
+    """MACs with autograd on: under no_grad, fused attention hides from the counter."""
     from torch.utils.flop_counter import FlopCounterMode
 
     was = model.training
@@ -259,10 +306,17 @@ def measure(model: nn.Module, example: torch.Tensor, by: str) -> int:
     return count_macs_full(model, tuple(example.shape[1:])) if by == "macs" else count_params(model)
 
 
-def search_ratio(model: nn.Module, example: torch.Tensor, importance: str, goal: int, by: str,
-                 iters: int = 9, **kw: Any) -> float:
+def search_ratio(
+    model: nn.Module,
+    example: torch.Tensor,
+    importance: str,
+    goal: int,
+    by: str,
+    iters: int = 9,
+    **kw: Any,
+) -> float:
     """Smallest channel ratio whose one-shot prune brings ``by`` (macs|params) to <= ``goal``."""
-    # Random importance is searched with L1 so the probe is deterministic; the real step uses random.
+    # Random importance is searched with L1 (deterministic probe); the real step uses it.
     probe_imp = "l1" if importance in ("random", "taylor") else importance
     lo, hi = 0.0, kw.get("max_ratio", 0.95)
     best = hi
@@ -276,9 +330,10 @@ def search_ratio(model: nn.Module, example: torch.Tensor, importance: str, goal:
     return best
 
 
-def pruned_copy_with_width(model: nn.Module, example: torch.Tensor, width: float, round_to: int | None = 8
-                           ) -> nn.Module:
-    """A width-reduced copy (keeps ``width`` of the channels by L1 magnitude), recorded as an edit."""
+def pruned_copy_with_width(
+    model: nn.Module, example: torch.Tensor, width: float, round_to: int | None = 8
+) -> nn.Module:
+    """A width-reduced copy (keeps ``width`` of the channels by L1), as an edit."""
     student = copy.deepcopy(model)
     before = snapshot(student)
     prune_once(student, example, "l1", 1.0 - width, round_to=round_to)

@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
+from edgeslim.compress import prune as P
 from torch import nn
 
-from edgeslim.compress import prune as P
 from edgeslim.errors import StageError
 
 if TYPE_CHECKING:
     from edgeslim.compress.configs import PruneConfig
+
     from edgeslim.data.bundle import DataBundle
     from edgeslim.stages.context import StageContext
 
@@ -28,7 +29,11 @@ def group_lasso(model: nn.Module, skip: set[str]) -> torch.Tensor:
         if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear)):
             total = total + m.weight.flatten(1).norm(dim=1).sum()
             prev_conv = m
-        elif isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None and prev_conv is not None:
+        elif (
+            isinstance(m, nn.modules.batchnorm._BatchNorm)
+            and m.weight is not None
+            and prev_conv is not None
+        ):
             total = total + m.weight.abs().sum()
     return total
 
@@ -48,21 +53,41 @@ def taylor_grads(data: DataBundle, batches: int = 4) -> Any:
     return run
 
 
-def _recover(model: nn.Module, data: DataBundle, cfg: PruneConfig, ctx: StageContext,
-             teacher: nn.Module | None) -> nn.Module:
+def _recover(
+    model: nn.Module,
+    data: DataBundle,
+    cfg: PruneConfig,
+    ctx: StageContext,
+    teacher: nn.Module | None,
+) -> nn.Module:
     from edgeslim.compress.distill import kd_loss
+
     from edgeslim.train.engine import fit
 
     rc = cfg.recovery
     if rc.train is None or rc.train.epochs == 0:
         return model
-    loss = kd_loss([teacher], rc.kd.temperature, rc.kd.alpha) if teacher is not None and rc.kd else None
-    res = fit(model, data, rc.train, loss_fn=loss, workdir=ctx.workdir, reporter=ctx.reporter,
-              device=ctx.device, seed=ctx.seed)
+    loss = (
+        kd_loss([teacher], rc.kd.temperature, rc.kd.alpha)
+        if teacher is not None and rc.kd
+        else None
+    )
+    res = fit(
+        model,
+        data,
+        rc.train,
+        loss_fn=loss,
+        workdir=ctx.workdir,
+        reporter=ctx.reporter,
+        device=ctx.device,
+        seed=ctx.seed,
+    )
     return res.model.cpu()
 
 
-def _sparse_pretrain(model: nn.Module, data: DataBundle, cfg: PruneConfig, ctx: StageContext) -> nn.Module:
+def _sparse_pretrain(
+    model: nn.Module, data: DataBundle, cfg: PruneConfig, ctx: StageContext
+) -> nn.Module:
     from edgeslim.train.engine import fit
 
     sp = cfg.sparse
@@ -72,13 +97,26 @@ def _sparse_pretrain(model: nn.Module, data: DataBundle, cfg: PruneConfig, ctx: 
     def loss(logits: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, y) + sp.reg * group_lasso(model, skip)
 
-    return fit(model, data, sp.train, loss_fn=loss, workdir=ctx.workdir, reporter=ctx.reporter,
-               device=ctx.device, seed=ctx.seed).model.cpu()
+    return fit(
+        model,
+        data,
+        sp.train,
+        loss_fn=loss,
+        workdir=ctx.workdir,
+        reporter=ctx.reporter,
+        device=ctx.device,
+        seed=ctx.seed,
+    ).model.cpu()
 
 
-def prune_with_recovery(model: nn.Module, data: DataBundle, cfg: PruneConfig, ctx: StageContext,
-                        teacher: nn.Module | None) -> tuple[nn.Module, dict[str, Any]]:
-    """Prune ``model`` to ``cfg.target`` in ``cfg.steps`` steps; returns it with the stage metrics."""
+def prune_with_recovery(
+    model: nn.Module,
+    data: DataBundle,
+    cfg: PruneConfig,
+    ctx: StageContext,
+    teacher: nn.Module | None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Prune ``model`` to ``cfg.target`` in ``cfg.steps`` steps; return it and the metrics."""
     from edgeslim.train.engine import eval_top1
 
     model = model.cpu()
@@ -86,9 +124,16 @@ def prune_with_recovery(model: nn.Module, data: DataBundle, cfg: PruneConfig, ct
     if cfg.sparse is not None:
         model = _sparse_pretrain(model, data, cfg, ctx)
     before = P.snapshot(model)
-    base = {"macs": P.measure(model, example, "macs"), "params": P.measure(model, example, "params")}
-    kw = {"global_pruning": cfg.scope == "global", "round_to": cfg.round_to, "ignored": cfg.ignored_layers,
-          "max_ratio": cfg.max_ratio}
+    base = {
+        "macs": P.measure(model, example, "macs"),
+        "params": P.measure(model, example, "params"),
+    }
+    kw = {
+        "global_pruning": cfg.scope == "global",
+        "round_to": cfg.round_to,
+        "ignored": cfg.ignored_layers,
+        "max_ratio": cfg.max_ratio,
+    }
     grad_fn = taylor_grads(data) if cfg.importance == "taylor" else None
     log: list[dict[str, Any]] = []
     val0 = eval_top1(model, data, "val")
@@ -96,8 +141,9 @@ def prune_with_recovery(model: nn.Module, data: DataBundle, cfg: PruneConfig, ct
     with ctx.reporter.task("prune steps", cfg.steps) as advance:
         for step in range(1, cfg.steps + 1):
             if cfg.target.ratio is not None:
-                pruner = pruner or P.build_pruner(model, example, cfg.importance, cfg.target.ratio,
-                                                  steps=cfg.steps, **kw)
+                pruner = pruner or P.build_pruner(
+                    model, example, cfg.importance, cfg.target.ratio, steps=cfg.steps, **kw
+                )
                 if grad_fn:
                     grad_fn(model)
                 pruner.step()
@@ -110,8 +156,12 @@ def prune_with_recovery(model: nn.Module, data: DataBundle, cfg: PruneConfig, ct
                 ratio = P.search_ratio(model, example, cfg.importance, goal, by, **kw)
                 P.prune_once(model, example, cfg.importance, ratio, grad_fn=grad_fn, **kw)
             P.verify_forward(model, example)
-            row = {"step": step, "ratio": round(ratio, 4), "val_top1_pruned": eval_top1(model, data, "val"),
-                   "macs_fraction": round(P.measure(model, example, "macs") / base["macs"], 4)}
+            row = {
+                "step": step,
+                "ratio": round(ratio, 4),
+                "val_top1_pruned": eval_top1(model, data, "val"),
+                "macs_fraction": round(P.measure(model, example, "macs") / base["macs"], 4),
+            }
             model = _recover(model, data, cfg, ctx, teacher)
             row["val_top1_recovered"] = eval_top1(model, data, "val")
             log.append(row)
@@ -121,25 +171,44 @@ def prune_with_recovery(model: nn.Module, data: DataBundle, cfg: PruneConfig, ct
     return model, _metrics(cfg, model, example, base, before, log, val0)
 
 
-def _check_target(cfg: PruneConfig, model: nn.Module, example: torch.Tensor, base: dict[str, int]) -> None:
+def _check_target(
+    cfg: PruneConfig, model: nn.Module, example: torch.Tensor, base: dict[str, int]
+) -> None:
     for by in ("macs", "params"):
         frac = getattr(cfg.target, by)
         if frac is not None and P.measure(model, example, by) > base[by] * frac * 1.001:
             got = P.measure(model, example, by) / base[by]
-            raise StageError(f"prune: could not reach {by} <= {frac} (got {got:.3f}) with max_ratio "
-                             f"{cfg.max_ratio} and round_to {cfg.round_to}; lower round_to, raise max_ratio "
-                             "or remove layers from ignored_layers")
+            raise StageError(
+                f"prune: could not reach {by} <= {frac} (got {got:.3f}) with max_ratio "
+                f"{cfg.max_ratio} and round_to {cfg.round_to}; lower round_to, raise max_ratio "
+                "or remove layers from ignored_layers"
+            )
 
 
-def _metrics(cfg: PruneConfig, model: nn.Module, example: torch.Tensor, base: dict[str, int],
-             before: dict[str, Any], log: list[dict[str, Any]], val0: float) -> dict[str, Any]:
+def _metrics(
+    cfg: PruneConfig,
+    model: nn.Module,
+    example: torch.Tensor,
+    base: dict[str, int],
+    before: dict[str, Any],
+    log: list[dict[str, Any]],
+    val0: float,
+) -> dict[str, Any]:
     macs, params = P.measure(model, example, "macs"), P.measure(model, example, "params")
     return {
-        "importance": cfg.importance, "scope": cfg.scope, "steps": cfg.steps, "round_to": cfg.round_to,
-        "macs_before": base["macs"], "macs_after": macs, "macs_fraction": round(macs / base["macs"], 4),
-        "params_before": base["params"], "params_after": params,
-        "params_fraction": round(params / base["params"], 4), "val_top1_unpruned": val0,
-        "recovery": log, "channels": P.channel_table(before, model),
+        "importance": cfg.importance,
+        "scope": cfg.scope,
+        "steps": cfg.steps,
+        "round_to": cfg.round_to,
+        "macs_before": base["macs"],
+        "macs_after": macs,
+        "macs_fraction": round(macs / base["macs"], 4),
+        "params_before": base["params"],
+        "params_after": params,
+        "params_fraction": round(params / base["params"], 4),
+        "val_top1_unpruned": val0,
+        "recovery": log,
+        "channels": P.channel_table(before, model),
     }
 
 

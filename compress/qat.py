@@ -11,9 +11,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from edgeslim.models.edits import record_edit, register_edit
+from torch import nn
 
 
 class FakeQuant(nn.Module):
@@ -51,9 +50,14 @@ class FakeQuant(nn.Module):
 
 def quantizable_layers(model: nn.Module, skip: list[str] | None = None) -> list[str]:
     skip = skip or []
-    return [n for n, m in model.named_modules()
-            if isinstance(m, (nn.Conv2d, nn.Linear)) and n and n not in skip
-            and not isinstance(m, nn.modules.linear.NonDynamicallyQuantizableLinear)]
+    return [
+        n
+        for n, m in model.named_modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
+        and n
+        and n not in skip
+        and not isinstance(m, nn.modules.linear.NonDynamicallyQuantizableLinear)
+    ]
 
 
 @register_edit("fake_quant")
@@ -70,7 +74,7 @@ def prepare_qat(model: nn.Module, skip: list[str] | None = None) -> nn.Module:
     state = {k: v.clone() for k, v in model.state_dict().items()}
     layers = quantizable_layers(model, skip)
     model = record_edit(model, {"op": "fake_quant", "layers": layers})
-    # record_edit wraps the live modules, so the weights are already in place; re-key the copy to check.
+    # record_edit wraps the live modules, so weights stay in place; check via the re-keyed copy.
     missing = model.load_state_dict(_rekey(state, layers), strict=False).missing_keys
     if any(not k.endswith("act_amax") for k in missing):
         raise RuntimeError(f"QAT wrapping lost weights: {missing[:3]}")
@@ -81,7 +85,7 @@ def _rekey(state: dict[str, torch.Tensor], layers: list[str]) -> dict[str, torch
     out = {}
     for k, v in state.items():
         prefix = next((n for n in layers if k.startswith(n + ".")), None)
-        out[f"{prefix}.layer.{k[len(prefix) + 1:]}" if prefix else k] = v
+        out[f"{prefix}.layer.{k[len(prefix) + 1 :]}" if prefix else k] = v
     return out
 
 
@@ -94,7 +98,7 @@ def calibrate(model: nn.Module, batch: torch.Tensor, chunk: int = 32) -> None:
             m.act_amax.zero_()
             m.momentum = 1.0 / max(1, len(batch) // chunk)
     for i in range(0, len(batch), chunk):
-        model(batch[i:i + chunk])
+        model(batch[i : i + chunk])
     for m in model.modules():
         if isinstance(m, FakeQuant):
             m.momentum = 0.1

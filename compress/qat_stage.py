@@ -1,4 +1,4 @@
-"""QAT inside the quantize stage: fake-quant training with the shared engine, exported to QDQ ONNX."""
+"""QAT inside the quantize stage: fake-quant training (shared engine) exported to QDQ ONNX."""
 
 from __future__ import annotations
 
@@ -10,35 +10,56 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
+    from edgeslim.compress.configs import QuantizeConfig
     from torch import nn
 
-    from edgeslim.compress.configs import QuantizeConfig
     from edgeslim.data.bundle import DataBundle
     from edgeslim.stages.context import StageContext
 
 
-def qat_to_onnx(model: nn.Module, data: DataBundle, cfg: QuantizeConfig, ctx: StageContext, calib: np.ndarray,
-                out: Path) -> tuple[Path, dict[str, Any]]:
-    """Fine-tune a fake-quantized copy of ``model`` (KD from the float model when asked), export QDQ."""
+def qat_to_onnx(
+    model: nn.Module,
+    data: DataBundle,
+    cfg: QuantizeConfig,
+    ctx: StageContext,
+    calib: np.ndarray,
+    out: Path,
+) -> tuple[Path, dict[str, Any]]:
+    """Fine-tune a fake-quantized copy of ``model`` (KD if asked); export it as QDQ."""
     from edgeslim.compress.distill import kd_loss
     from edgeslim.compress.qat import calibrate, prepare_qat
     from edgeslim.deploy.export import export_onnx
     from edgeslim.models.serialize import save_model
     from edgeslim.models.surgery import find_head
+
     from edgeslim.train.engine import eval_top1, fit
 
     float_model = copy.deepcopy(model).cpu().eval()
-    skip = [n for n in cfg.exclude_layers]
+    skip = list(cfg.exclude_layers)  # for QAT these are torch module names
     qmodel = prepare_qat(copy.deepcopy(model).cpu(), skip)
     calibrate(qmodel, torch.from_numpy(calib))
     before = eval_top1(qmodel, data, "val")
     kd = cfg.qat.kd
     loss = kd_loss([float_model], kd.temperature, kd.alpha) if kd is not None else None
-    res = fit(qmodel, data, cfg.qat.train, loss_fn=loss, workdir=ctx.workdir, reporter=ctx.reporter,
-              device=ctx.device, seed=ctx.seed)
+    res = fit(
+        qmodel,
+        data,
+        cfg.qat.train,
+        loss_fn=loss,
+        workdir=ctx.workdir,
+        reporter=ctx.reporter,
+        device=ctx.device,
+        seed=ctx.seed,
+    )
     qmodel = res.model.cpu().eval()
     save_model(qmodel, ctx.workdir / "qat_model.pt")
     exp = export_onnx(qmodel, data.input_shape, out, cfg.opset, True)
-    return exp.path, {"qat": {"val_top1_fakequant_before": before, "val_top1_fakequant_after": res.best.get("val_top1"),
-                              "exporter": exp.exporter, "head": find_head(float_model)[0],
-                              "epochs_run": len(res.history)}}
+    return exp.path, {
+        "qat": {
+            "val_top1_fakequant_before": before,
+            "val_top1_fakequant_after": res.best.get("val_top1"),
+            "exporter": exp.exporter,
+            "head": find_head(float_model)[0],
+            "epochs_run": len(res.history),
+        }
+    }

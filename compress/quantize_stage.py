@@ -8,20 +8,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-
 from edgeslim.compress import quantize as Q
 
 if TYPE_CHECKING:
+    from edgeslim.compress.configs import QuantizeConfig
     from torch import nn
 
-    from edgeslim.compress.configs import QuantizeConfig
     from edgeslim.data.bundle import DataBundle
     from edgeslim.stages.context import StageContext
 
 GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
 
-def calibration_set(cfg: QuantizeConfig, data: DataBundle, ctx: StageContext) -> tuple[np.ndarray, dict]:
+def calibration_set(
+    cfg: QuantizeConfig, data: DataBundle, ctx: StageContext
+) -> tuple[np.ndarray, dict]:
     from edgeslim.calibration import select
 
     c = cfg.calibration
@@ -30,8 +31,10 @@ def calibration_set(cfg: QuantizeConfig, data: DataBundle, ctx: StageContext) ->
         if not c.folder:
             from edgeslim.errors import InputError
 
-            raise InputError("quantize.calibration.source is 'folder' but calibration.folder is empty; "
-                             "give a folder of images or .npy files")
+            raise InputError(
+                "quantize.calibration.source is 'folder' but calibration.folder is empty; "
+                "give a folder of images or .npy files"
+            )
         batch, src = select.from_folder(c.folder, data, c.samples, seed), f"folder:{c.folder}"
     else:
         batch, src = select.from_split(data, c.samples, seed), "train (class-stratified)"
@@ -40,12 +43,27 @@ def calibration_set(cfg: QuantizeConfig, data: DataBundle, ctx: StageContext) ->
 
 
 def _settings(cfg: QuantizeConfig) -> Q.PtqSettings:
-    return Q.PtqSettings(cfg.calibrate_method, cfg.percentile, cfg.per_channel, cfg.symmetric_activations,
-                         cfg.reduce_range, cfg.preprocess, list(cfg.exclude_layers))
+    return Q.PtqSettings(
+        cfg.calibrate_method,
+        cfg.percentile,
+        cfg.per_channel,
+        cfg.symmetric_activations,
+        cfg.reduce_range,
+        cfg.preprocess,
+        list(cfg.exclude_layers),
+    )
 
 
-def build_int8(cfg: QuantizeConfig, float_path: Path, work: Path, calib: np.ndarray, data: DataBundle,
-               threads: int | None, ctx: StageContext, model: nn.Module) -> tuple[Path, dict[str, Any]]:
+def build_int8(
+    cfg: QuantizeConfig,
+    float_path: Path,
+    work: Path,
+    calib: np.ndarray,
+    data: DataBundle,
+    threads: int | None,
+    ctx: StageContext,
+    model: nn.Module,
+) -> tuple[Path, dict[str, Any]]:
     if cfg.method == "qat":
         from edgeslim.compress.qat_stage import qat_to_onnx
 
@@ -53,15 +71,25 @@ def build_int8(cfg: QuantizeConfig, float_path: Path, work: Path, calib: np.ndar
     s = _settings(cfg)
     src = Q.preprocess(float_path, work / "float_prep.onnx") if s.preprocess else float_path
     if cfg.sensitivity.enabled:
-        scan = Q.sensitivity_scan(src, work, calib, s, data, cfg.accuracy_budget,
-                                  cfg.sensitivity.max_float_layers, threads, ctx.log)
+        scan = Q.sensitivity_scan(
+            src,
+            work,
+            calib,
+            s,
+            data,
+            cfg.accuracy_budget,
+            cfg.sensitivity.max_float_layers,
+            threads,
+            ctx.log,
+        )
         path = Path(scan.pop("path")).rename(work / "int8.onnx")
         return path, {"sensitivity": scan}
     return Q.quantize_static_qdq(src, work / "int8.onnx", calib, s), {}
 
 
-def quantize_model(model: nn.Module, data: DataBundle, cfg: QuantizeConfig, ctx: StageContext
-                   ) -> tuple[Path, dict[str, Any]]:
+def quantize_model(
+    model: nn.Module, data: DataBundle, cfg: QuantizeConfig, ctx: StageContext
+) -> tuple[Path, dict[str, Any]]:
     """Export the float model, build the requested precision(s), keep the one measurement picks."""
     from edgeslim.deploy.export import export_onnx
 
@@ -82,8 +110,17 @@ def quantize_model(model: nn.Module, data: DataBundle, cfg: QuantizeConfig, ctx:
     if "fp16" in wanted:
         cands["fp16"] = Q.to_fp16(float_path, work / "fp16.onnx")
     forced = None if cfg.precision == "auto" else cfg.precision
-    choice = Q.choose_precision(cands, float_path, data, shape, cfg.accuracy_budget, threads,
-                                cfg.latency_iters, forced, cfg.target.providers)
+    choice = Q.choose_precision(
+        cands,
+        float_path,
+        data,
+        shape,
+        cfg.accuracy_budget,
+        threads,
+        cfg.latency_iters,
+        forced,
+        cfg.target.providers,
+    )
     metrics.update(precision=choice["chosen"], precision_choice=choice)
     if choice.get("warning"):
         metrics["warning"] = choice["warning"]

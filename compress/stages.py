@@ -6,6 +6,7 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 from edgeslim.compress.configs import DistillConfig, KDSpec, PruneConfig, QuantizeConfig
+
 from edgeslim.errors import InputError
 from edgeslim.stages.context import StageContext, StageOutput
 from edgeslim.stages.registry import register_stage
@@ -24,19 +25,22 @@ def teacher_models(ctx: StageContext, names: str | list[str], stage: str) -> lis
         rec = ctx.find(name)
         if rec is None:
             done = sorted({h.name for h in ctx.history if h.status == "completed" and h.model_file})
-            raise InputError(f"{stage}: teacher '{name}' is not an earlier stage with a model; "
-                             f"valid: current, {', '.join(done) or '(none)'}")
+            raise InputError(
+                f"{stage}: teacher '{name}' is not an earlier stage with a model; "
+                f"valid: current, {', '.join(done) or '(none)'}"
+            )
         out.append(ctx.load_model_of(rec))
     return out
 
 
 def kd_teacher(ctx: StageContext, kd: KDSpec, before: nn.Module, stage: str) -> nn.Module:
-    return copy.deepcopy(before) if kd.teacher == "auto" else teacher_models(ctx, kd.teacher, stage)[0]
+    return (
+        copy.deepcopy(before) if kd.teacher == "auto" else teacher_models(ctx, kd.teacher, stage)[0]
+    )
 
 
 def _student(cfg: DistillConfig, ctx: StageContext, teacher: nn.Module, data: Any) -> nn.Module:
     import torch
-
     from edgeslim.compress.prune import pruned_copy_with_width
 
     s = cfg.student
@@ -45,21 +49,26 @@ def _student(cfg: DistillConfig, ctx: StageContext, teacher: nn.Module, data: An
     if s.kind == "width":
         return pruned_copy_with_width(teacher, torch.zeros(1, *data.input_shape), s.width)
     if not s.source:
-        raise InputError("distill.student.kind is 'model' but student.source is empty; "
-                         "give a registry name, e.g. student: {kind: model, source: tinycnn}")
+        raise InputError(
+            "distill.student.kind is 'model' but student.source is empty; "
+            "give a registry name, e.g. student: {kind: model, source: tinycnn}"
+        )
     from edgeslim.models.factory import model_from_spec
+
     from edgeslim.recipe import ModelSpec
 
-    return model_from_spec(ModelSpec(source=s.source, kwargs=s.kwargs), data.input_shape[0], data.num_classes)
+    return model_from_spec(
+        ModelSpec(source=s.source, kwargs=s.kwargs), data.input_shape[0], data.num_classes
+    )
 
 
 @register_stage("distill", DistillConfig)
 def run_distill(cfg: DistillConfig, ctx: StageContext) -> StageOutput:
     """Knowledge distillation (Hinton KD, optional feature KD) into a smaller student."""
     import torch
-
     from edgeslim.compress.distill import FeaturePairs, attach_adapters, detach_adapters, kd_loss
     from edgeslim.compress.prune import count_macs_full
+
     from edgeslim.train.engine import eval_top1, fit
 
     data = ctx.data()
@@ -67,22 +76,41 @@ def run_distill(cfg: DistillConfig, ctx: StageContext) -> StageOutput:
     student = _student(cfg, ctx, teachers[0], data)
     feats = None
     if cfg.features is not None:
-        feats = FeaturePairs(cfg.features.student_layers, cfg.features.teacher_layers, cfg.features.weight)
-        attach_adapters(student, feats.attach(student, teachers[0], torch.zeros(2, *data.input_shape)))
+        feats = FeaturePairs(
+            cfg.features.student_layers, cfg.features.teacher_layers, cfg.features.weight
+        )
+        attach_adapters(
+            student, feats.attach(student, teachers[0], torch.zeros(2, *data.input_shape))
+        )
     loss = kd_loss(teachers, cfg.temperature, cfg.alpha, feats)
-    res = fit(student, data, cfg.train, loss_fn=loss, workdir=ctx.workdir, reporter=ctx.reporter,
-              device=ctx.device, seed=ctx.seed)
+    res = fit(
+        student,
+        data,
+        cfg.train,
+        loss_fn=loss,
+        workdir=ctx.workdir,
+        reporter=ctx.reporter,
+        device=ctx.device,
+        seed=ctx.seed,
+    )
     student = res.model.cpu()
     if feats is not None:
         feats.detach()
         detach_adapters(student)
     shape = data.input_shape
     t_macs, s_macs = count_macs_full(teachers[0], shape), count_macs_full(student, shape)
-    return StageOutput(model=student, class_names=data.class_names, metrics={
-        "teacher_val_top1": eval_top1(teachers[0].cpu(), data, "val"),
-        "student_val_top1": res.best.get("val_top1"), "student_kind": cfg.student.kind,
-        "teachers": [cfg.teacher] if isinstance(cfg.teacher, str) else cfg.teacher,
-        "macs_fraction_of_teacher": round(s_macs / max(t_macs, 1), 4), "epochs_run": len(res.history)})
+    return StageOutput(
+        model=student,
+        class_names=data.class_names,
+        metrics={
+            "teacher_val_top1": eval_top1(teachers[0].cpu(), data, "val"),
+            "student_val_top1": res.best.get("val_top1"),
+            "student_kind": cfg.student.kind,
+            "teachers": [cfg.teacher] if isinstance(cfg.teacher, str) else cfg.teacher,
+            "macs_fraction_of_teacher": round(s_macs / max(t_macs, 1), 4),
+            "epochs_run": len(res.history),
+        },
+    )
 
 
 @register_stage("prune", PruneConfig)

@@ -273,10 +273,16 @@ def build_engine_script(
         # QDQ models carry their scales (explicit quantization); fp16 speeds up float layers
         flags += ["--int8", "--fp16"] + (["--calib=calibration.cache"] if use_cache else [])
     lines = " \\\n  ".join(flags)
+    cpu = (
+        f"# {prof.name} runs model.onnx in onnxruntime: no engine is needed there. This script is\n"
+        "# for moving the bundle to an NVIDIA GPU.\n"
+        if prof.backend != "tensorrt"
+        else ""
+    )
     return f"""#!/bin/sh
 # Build the TensorRT engine for {prof.name} ON THE DEVICE: an engine only runs on the GPU model
 # and TensorRT version it was built with. Precision: {prec}.
-# Usage: sh build_engine.sh [extra trtexec flags]
+{cpu}# Usage: sh build_engine.sh [extra trtexec flags]
 set -eu
 cd "$(dirname "$0")"
 if command -v python3 >/dev/null 2>&1; then python3 runner.py verify; fi

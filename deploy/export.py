@@ -91,7 +91,9 @@ def export_onnx(
         res = finalize_onnx(raw, out, meta, simplify=simplify, input_shape=tuple(input_shape))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    res.exporter, res.opset, res.warnings = used, opset, notes + res.warnings
+    if res.opset != opset:  # the dynamo exporter may only reach an opset through conversion
+        notes.append(f"requested opset {opset}, the model has opset {res.opset}")
+    res.exporter, res.warnings = used, notes + res.warnings
     return res
 
 
@@ -108,6 +110,7 @@ def _run_exporter(
     if exporter in ("auto", "dynamo"):
         try:
             _export_dynamo(model, x, raw, opset, dynamic, big)
+            _check_opset(raw, opset)
             return "dynamo"
         except Exception as exc:  # the dynamo exporter raises many types; fall back on any
             first = _reason(exc)
@@ -130,6 +133,18 @@ def _run_exporter(
         tried = "both exporters" if exporter == "auto" else "the TorchScript exporter"
         raise StageError(f"ONNX export failed with {tried}: {type(exc).__name__}: {first}") from exc
     return "torchscript"
+
+
+class OpsetMismatch(RuntimeError):
+    """The dynamo exporter builds opset 18+; onnx's converter often cannot go lower."""
+
+
+def _check_opset(path: Path, opset: int) -> None:
+    import onnx
+
+    got = _opset_of(onnx.load(str(path), load_external_data=False))
+    if got != opset:
+        raise OpsetMismatch(f"it produced opset {got} instead of {opset}")
 
 
 def _reason(exc: BaseException) -> str:

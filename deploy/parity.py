@@ -126,76 +126,47 @@ def compare_outputs(
     indices: np.ndarray | None = None,
 ) -> list[OutputReport]:
     """Per-output error report; ``indices`` maps rows back to test-split positions."""
-    reports = []
     idx = np.arange(len(ref[0])) if indices is None else indices
-    for name, r, g in zip(names, ref, got, strict=False):
-        r64, g64 = np.asarray(r, np.float64), np.asarray(g, np.float64)
-        if r64.shape != g64.shape:
-            reports.append(
-                OutputReport(
-                    name,
-                    list(r64.shape),
-                    float("inf"),
-                    float("inf"),
-                    0.0,
-                    float("inf"),
-                    0.0,
-                    [],
-                    [],
-                    None,
-                    False,
-                    f"shape {list(g64.shape)} != reference {list(r64.shape)}",
-                )
-            )
-            continue
-        if not np.all(np.isfinite(g64)) and np.all(np.isfinite(r64)):
-            bad = np.argwhere(~np.isfinite(g64))[0].tolist()
-            reports.append(
-                OutputReport(
-                    name,
-                    list(r64.shape),
-                    float("inf"),
-                    float("inf"),
-                    0.0,
-                    float("inf"),
-                    0.0,
-                    bad,
-                    idx[np.unique(np.argwhere(~np.isfinite(g64))[:, 0])][:5].tolist(),
-                    None,
-                    False,
-                    f"non-finite values (first at {bad})",
-                )
-            )
-            continue
-        err = np.abs(r64 - g64)
-        scale = float(np.max(np.abs(r64))) if r64.size else 0.0
-        mx = float(err.max()) if err.size else 0.0
-        where = [int(v) for v in np.unravel_index(int(err.argmax()), err.shape)] if err.size else []
-        per_input = err.reshape(len(err), -1).max(1) if err.ndim else err.reshape(1)
-        worst = idx[np.argsort(-per_input)[:3]].tolist()
-        if where:
-            where[0] = int(idx[where[0]])
-        agree = None
-        if r64.ndim == 2 and r64.shape[1] > 1:
-            agree = float((r64.argmax(1) == g64.argmax(1)).mean())
-        limit = cfg.atol + cfg.rtol * scale
-        ok = mx <= limit and (agree is None or agree >= cfg.min_top1_agreement)
-        reports.append(
-            OutputReport(
-                name,
-                list(r64.shape),
-                mx,
-                float(err.mean()),
-                scale,
-                mx / scale if scale > 0 else (0.0 if mx == 0 else float("inf")),
-                limit,
-                where,
-                worst,
-                agree,
-                bool(ok),
-            )
+    return [_compare_one(n, r, g, cfg, idx) for n, r, g in zip(names, ref, got, strict=False)]
+
+
+def _broken(
+    name: str, shape: list[int], where: list[int], inputs: list[int], why: str
+) -> OutputReport:
+    inf = float("inf")
+    return OutputReport(name, shape, inf, inf, 0.0, inf, 0.0, where, inputs, None, False, why)
+
+
+def _compare_one(
+    name: str, r: np.ndarray, g: np.ndarray, cfg: ParityConfig, idx: np.ndarray
+) -> OutputReport:
+    r64, g64 = np.asarray(r, np.float64), np.asarray(g, np.float64)
+    shape = list(r64.shape)
+    if r64.shape != g64.shape:
+        return _broken(name, shape, [], [], f"shape {list(g64.shape)} != reference {shape}")
+    if not np.all(np.isfinite(g64)) and np.all(np.isfinite(r64)):
+        bad = np.argwhere(~np.isfinite(g64))
+        rows = idx[np.unique(bad[:, 0])][:5].tolist()
+        return _broken(
+            name, shape, bad[0].tolist(), rows, f"non-finite values (first at {bad[0].tolist()})"
         )
-    return reports
+    err = np.abs(r64 - g64)
+    scale = float(np.max(np.abs(r64))) if r64.size else 0.0
+    mx = float(err.max()) if err.size else 0.0
+    where = [int(v) for v in np.unravel_index(int(err.argmax()), err.shape)] if err.size else []
+    per_input = err.reshape(len(err), -1).max(1) if err.ndim else err.reshape(1)
+    worst = idx[np.argsort(-per_input)[:3]].tolist()
+    if where:
+        where[0] = int(idx[where[0]])
+    agree = None
+    if r64.ndim == 2 and r64.shape[1] > 1:
+        agree = float((r64.argmax(1) == g64.argmax(1)).mean())
+    limit = cfg.atol + cfg.rtol * scale
+    ok = mx <= limit and (agree is None or agree >= cfg.min_top1_agreement)
+    rel = mx / scale if scale > 0 else (0.0 if mx == 0 else float("inf"))
+    return OutputReport(
+        name, shape, mx, float(err.mean()), scale, rel, limit, where, worst, agree, bool(ok)
+    )
 
 
 def fp32_parity(

@@ -321,9 +321,16 @@ class OrtRunner:
         )
         self.input_name = self.session.get_inputs()[0].name
         self.name, self.version = "onnxruntime", ort.__version__
+        self.providers = self.session.get_providers()  # what really runs, after any fallback
 
     def run(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: x})[0]
+
+    def input_shape(self) -> list[int]:
+        dims = self.session.get_inputs()[0].shape[1:]
+        if not all(isinstance(d, int) for d in dims):
+            raise RunnerError("the model's image size is symbolic and the manifest gives none")
+        return list(dims)
 
 
 class TrtRunner:
@@ -367,6 +374,13 @@ class TrtRunner:
         self.name, self.version = "tensorrt", trt.__version__
         self.stream = self._ok(cudart.cudaStreamCreate())
         self._bufs: dict[str, tuple[int, int]] = {}
+
+    def input_shape(self) -> list[int]:
+        # the optimization profile's "opt" shape (profile 0) for a dynamic engine
+        dims = list(self.engine.get_tensor_shape(self.inp))[1:]
+        if any(d < 0 for d in dims):
+            dims = list(self.engine.get_tensor_profile_shape(self.inp, 0)[1])[1:]
+        return dims
 
     def _ok(self, res: tuple) -> object:
         if int(res[0]) != 0:
@@ -534,7 +548,10 @@ def host_info(run: OrtRunner | TrtRunner) -> dict:
 def cmd_bench(bundle: Path, man: dict, args: argparse.Namespace) -> int:
     run = open_runner(bundle, man, args.backend, args.threads)
     batch = args.batch or int(man.get("target", {}).get("batch", 1))
-    shape = man["model"]["inputs"][0]["shape"][1:]
+    inputs = man["model"].get("inputs") or []
+    shape = (
+        inputs[0]["shape"][1:] if inputs else run.input_shape()
+    )  # minimal bundles: ask the model
     x = np.random.default_rng(0).standard_normal((batch, *shape)).astype(np.float32)
     samples = time_calls(lambda: run.run(x), args.warmup, args.iters, args.min_time)
     out = {
@@ -544,6 +561,7 @@ def cmd_bench(bundle: Path, man: dict, args: argparse.Namespace) -> int:
         "batch": batch,
         "threads": args.threads,
         "backend": run.name,
+        "providers": getattr(run, "providers", None),
         "model": man["model"]["file"],
         "precision": man.get("precision"),
         "host": host_info(run),

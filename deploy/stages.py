@@ -112,7 +112,7 @@ def run_export(cfg: ExportConfig, ctx: StageContext) -> StageOutput:
             cfg.exporter,
             simplify=cfg.simplify,
         )
-        metrics["exporter"] = res.exporter
+        metrics.update(exporter=res.exporter, opset=res.opset)
     for note in res.warnings:
         ctx.log(f"[yellow]export: {note}[/yellow]")
     metrics.update(

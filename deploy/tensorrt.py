@@ -256,3 +256,42 @@ class TensorRTBackend:
 
     def input_shape(self) -> tuple[int, ...]:
         return self._shape
+
+
+def run_calibration_data(run_dir: str | Path) -> np.ndarray | None:
+    """The newest calibration set a quantize stage stored in the run (hash-checked), if any."""
+    from edgeslim.calibration.select import load_stored
+
+    metas = sorted(Path(run_dir).glob("*/calib.json"))
+    return load_stored(metas[-1].parent).load() if metas else None
+
+
+def build_engine_for_run(
+    run_dir: str | Path,
+    out: str | Path,
+    precision: str = "fp16",
+    opt_batch: int = 1,
+    max_batch: int = 8,
+) -> dict[str, Any]:
+    """Engine for a run's newest ONNX, calibrating FP32 -> INT8 on the run's stored calibration set.
+
+    The calibration cache is written next to the engine (``calibration.cache``) so a device
+    without the calibration images can rebuild with ``trtexec --int8 --calib=calibration.cache``.
+    """
+    from edgeslim.deploy.bundle import load_run, onnx_stage
+
+    run_dir, out = Path(run_dir), Path(out)
+    st = onnx_stage(run_dir, load_run(run_dir))
+    calib = run_calibration_data(run_dir) if precision == "int8" else None
+    cache = out.with_name("calibration.cache")
+    plan = plan_build(
+        run_dir / st["dir"] / st["onnx_file"],
+        precision,
+        opt_batch=opt_batch,
+        max_batch=max_batch,
+        calibration_cache=cache if cache.is_file() else None,
+        has_calib_data=calib is not None,
+    )
+    if plan.int8_mode == "calibration":
+        plan.calibration_cache = str(cache)
+    return build_engine(plan, out, timing_cache=out.with_name("timing.cache"), calib_data=calib)

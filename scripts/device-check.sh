@@ -65,3 +65,33 @@ python3 -m edgeslim bench /tmp/r18.onnx --provider auto --batch 1,8 --min-time 2
 python3 -m edgeslim check /tmp/r18.onnx /tmp/r18.onnx --provider auto --json "$OUT/check-gpu-self.json" \
   --markdown "$OUT/check-gpu-self.md" >> "$OUT/bench-gpu.log" 2>&1
 echo "check exit $?" >> "$OUT/bench-gpu.log"'
+# --- compress (issue 4): symmetric-activation QDQ INT8 (PTQ) parses and builds in TensorRT ---
+timeout 240 python3 - > "$OUT/compress-gpu.json" 2> "$OUT/compress-gpu.log" <<'PY'
+import json, tempfile
+from pathlib import Path
+import numpy as np, torch, torchvision
+from edgeslim.compress import quantize as Q
+from edgeslim.deploy.export import export_onnx
+tmp = Path(tempfile.mkdtemp())
+f32 = export_onnx(torchvision.models.resnet18().eval(), (3, 224, 224), tmp / "r18.onnx").path
+calib = np.random.default_rng(0).standard_normal((16, 3, 224, 224)).astype(np.float32)
+q = Q.quantize_static_qdq(Q.preprocess(f32, tmp / "p.onnx"), tmp / "q.onnx", calib,
+                          Q.PtqSettings(symmetric_activations=True))
+res = {"qdq_onnx_bytes": q.stat().st_size}
+try:
+    import tensorrt as trt
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    net = builder.create_network(0)
+    parser = trt.OnnxParser(net, logger)
+    res["parsed"] = bool(parser.parse(q.read_bytes()))
+    cfg = builder.create_builder_config(); cfg.set_flag(trt.BuilderFlag.INT8)
+    prof = builder.create_optimization_profile()
+    prof.set_shape(net.get_input(0).name, (1, 3, 224, 224), (1, 3, 224, 224), (8, 3, 224, 224))
+    cfg.add_optimization_profile(prof)
+    res["engine_built"] = builder.build_serialized_network(net, cfg) is not None
+except ImportError as e:
+    res["tensorrt"] = f"missing: {e}"
+print(json.dumps(res, indent=1))
+PY
+echo "compress-gpu rc=$?" >> "$OUT/compress-gpu.log"

@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--num-classes", type=int, help="classes of the head (registry name only)")
     p.add_argument(
+        "--kwargs", help="builder arguments as JSON (registry name only), e.g. '{\"width\": 8}'"
+    )
+    p.add_argument(
         "--input-size", type=int, help="image side in pixels (default: the run's, else 224/32)"
     )
     p.add_argument("--channels", type=int, default=None, choices=[1, 3])
@@ -78,7 +81,9 @@ def resolve_model(args: argparse.Namespace) -> tuple[Any, Any, str]:
     from edgeslim.models.registry import create_model
 
     in_chans = args.channels or 3
-    model = create_model(args.model, num_classes=args.num_classes, in_chans=in_chans)
+    model = create_model(
+        args.model, num_classes=args.num_classes, in_chans=in_chans, **_kwargs(args.kwargs)
+    )
     if args.checkpoint:
         from edgeslim.fsutil import require_file
         from edgeslim.models.checkpoint import load_weights_into
@@ -87,6 +92,22 @@ def resolve_model(args: argparse.Namespace) -> tuple[Any, Any, str]:
             model, require_file(args.checkpoint, "checkpoint"), num_classes=args.num_classes
         )
     return model.eval(), None, args.model
+
+
+def _kwargs(text: str | None) -> dict[str, Any]:
+    from edgeslim.errors import InputError
+
+    if not text:
+        return {}
+    try:
+        kw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"--kwargs '{text}' is not JSON ({exc.msg}); write e.g. '{{\"width\": 8}}'"
+        ) from exc
+    if not isinstance(kw, dict):
+        raise InputError(f"--kwargs must be a JSON object, e.g. '{{\"width\": 8}}'; given {text}")
+    return kw
 
 
 def _shape(args: argparse.Namespace, model: Any, data: Any) -> tuple[int, int, int]:
@@ -118,12 +139,8 @@ def _probe_data(shape: tuple[int, int, int], n: int) -> Any:
 
 
 def main(args: argparse.Namespace) -> int:
-    import shutil
-
-    from edgeslim.deploy.backends import OrtBackend, TorchBackend
     from edgeslim.deploy.export import export_onnx
-    from edgeslim.deploy.parity import ParityConfig, fp32_parity, gate, split_inputs
-    from edgeslim.errors import GateError, InputError
+    from edgeslim.errors import InputError
 
     out = Path(args.out)
     if out.suffix != ".onnx":
@@ -158,27 +175,31 @@ def main(args: argparse.Namespace) -> int:
         "warnings": res.warnings,
     }
     if not args.no_parity:
-        probe = data if data is not None else _probe_data(shape, args.samples)
-        x, _ = split_inputs(probe, args.samples)
-        art = OrtBackend(out)
-        rep = fp32_parity(
-            TorchBackend(model, shape),
-            art,
-            x,
-            ParityConfig(samples=args.samples),
-            out.name,
-            "pytorch",
-            art.output_names,
-        )
-        info["parity"] = rep.summary()
-        try:
-            gate(
-                rep,
-                out.with_name(out.name + ".parity.json"),
-                str(out.with_name(out.name + ".failed")),
-            )
-        except GateError:
-            shutil.move(str(out), str(out.with_name(out.name + ".failed")))
-            raise
+        info["parity"] = _parity_gate(model, out, shape, data, args.samples)
     print(json.dumps(info))
     return 0
+
+
+def _parity_gate(
+    model: Any, out: Path, shape: tuple[int, int, int], data: Any, samples: int
+) -> str:
+    """FP32 gate; on failure the file is renamed FILE.onnx.failed and GateError propagates."""
+    import shutil
+
+    from edgeslim.deploy.backends import OrtBackend, TorchBackend
+    from edgeslim.deploy.parity import ParityConfig, fp32_parity, gate, split_inputs
+    from edgeslim.errors import GateError
+
+    x, _ = split_inputs(data if data is not None else _probe_data(shape, samples), samples)
+    art = OrtBackend(out)
+    cfg = ParityConfig(samples=samples)
+    rep = fp32_parity(
+        TorchBackend(model, shape), art, x, cfg, out.name, "pytorch", art.output_names
+    )
+    failed = out.with_name(out.name + ".failed")
+    try:
+        gate(rep, out.with_name(out.name + ".parity.json"), str(failed))
+    except GateError:
+        shutil.move(str(out), str(failed))
+        raise
+    return rep.summary()

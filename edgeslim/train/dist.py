@@ -53,7 +53,19 @@ def wrap(model: nn.Module, device: torch.device) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     ids = [device.index] if device.type == "cuda" else None
-    return DDP(model, device_ids=ids, broadcast_buffers=True)
+    return DDP(model, device_ids=ids)
+
+
+def sync_buffers(model: nn.Module) -> None:
+    """Copy rank 0's buffers (BN statistics) to every rank.
+
+    DDP syncs buffers at the start of each forward, so after the last batch every rank holds
+    statistics updated by its own shard; without this the ranks' saved models would differ.
+    """
+    if world_size() <= 1:
+        return
+    for b in model.buffers():
+        torch.distributed.broadcast(b.data, src=0)
 
 
 def sharded_loader(data, batch_size: int, seed: int, epoch: int) -> torch.utils.data.DataLoader:

@@ -235,6 +235,7 @@ class _Loop:
     # ---- epoch end: validation, best, early stop, files --------------------------------
     def end_epoch(self, train_stats: dict[str, float], frozen: list[str]) -> tuple[dict[str, Any], bool]:
         """Validate, log, checkpoint; returns the epoch record and whether to stop early."""
+        dist.sync_buffers(self.model)
         val = evaluate_split(self.model, self.data, "val", self.device)
         rec: dict[str, Any] = {"epoch": self.epoch + 1, **train_stats,
                                "lr": self.opt.param_groups[-1]["lr"], "frozen_groups": len(frozen)}

@@ -1,6 +1,6 @@
 """``edgeslim tune``: an Optuna study over a recipe's ``search:`` space.
 
-Each trial runs the recipe up to the tuned stage in ``<run>/tune/trials/trial-NNNN`` (stages
+Each trial runs the recipe up to the tuned stage in ``<run>/tune/trials/<study>/trial-NNNN`` (stages
 before it are run once in ``<run>/tune/base`` and linked in, so they are not retrained).
 Per-epoch validation metrics feed the pruner. The study lives in an RDB storage (SQLite in
 the run folder by default), so rerunning the command continues it.
@@ -134,7 +134,9 @@ class _Runner:
         from edgeslim.train import engine
 
         values = {n: suggest(trial, n, p) for n, p in self.spec.params.items()}
-        recipe = self._recipe(values, self.tune_dir / "trials", f"trial-{trial.number:04d}", self.idx + 1)
+        # One folder per study: several studies may share a run folder (sampler comparisons).
+        recipe = self._recipe(values, self.tune_dir / "trials" / trial.study.study_name,
+                              f"trial-{trial.number:04d}", self.idx + 1)
         run_dir = recipe.run_dir()
         run_dir.mkdir(parents=True, exist_ok=True)
         if not any(self.spec.params[n].path and self.spec.params[n].path.startswith(("data.", "model."))

@@ -6,17 +6,19 @@ import json
 
 import pytest
 import torch
-from torch import nn
-
 from edgeslim.compress import prune as P
-from edgeslim.errors import InputError
 from edgeslim.models.registry import create_model
 from edgeslim.models.serialize import load_model, save_model
+from torch import nn
+
+from edgeslim.errors import InputError
 
 from .helpers import with_spec
 
 
-@pytest.mark.parametrize("name,kw", [("tinyresnet", {"widths": (16, 32)}), ("tinymobilenet", {"width": 16})])
+@pytest.mark.parametrize(
+    "name,kw", [("tinyresnet", {"widths": (16, 32)}), ("tinymobilenet", {"width": 16})]
+)
 def test_pruned_model_reloads_from_spec_and_state(tmp_path, name, kw):
     model = with_spec(create_model(name, 4, **kw), name, **kw).eval()
     x = torch.randn(2, 3, 16, 16)
@@ -56,8 +58,15 @@ class Shuffle(nn.Module):
 
 
 def _custom_net() -> nn.Module:
-    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), Shuffle(16), nn.Conv2d(16, 16, 3, padding=1),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 4))
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.ReLU(),
+        Shuffle(16),
+        nn.Conv2d(16, 16, 3, padding=1),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 4),
+    )
 
 
 def test_custom_op_gets_a_clear_error_naming_the_layer():
@@ -67,7 +76,9 @@ def test_custom_op_gets_a_clear_error_naming_the_layer():
 
 def test_unknown_ignored_layer_is_an_input_error():
     with pytest.raises(InputError, match="unknown layer 'fcc'.*did you mean 'fc'"):
-        P.build_pruner(create_model("tinycnn", 4, width=8), torch.zeros(1, 3, 8, 8), "l1", 0.5, ignored=["fcc"])
+        P.build_pruner(
+            create_model("tinycnn", 4, width=8), torch.zeros(1, 3, 8, 8), "l1", 0.5, ignored=["fcc"]
+        )
 
 
 def test_unknown_importance_is_an_input_error():
@@ -78,9 +89,17 @@ def test_unknown_importance_is_an_input_error():
 def test_prune_stage_recovers_accuracy_and_reloads(write_recipe, cli, tmp_path):
     stages = [
         {"stage": "finetune", "train": {"epochs": 6, "batch_size": 16, "optimizer": {"lr": 0.003}}},
-        {"stage": "prune", "importance": "l1", "target": {"macs": 0.3}, "steps": 1, "round_to": 4,
-         "recovery": {"train": {"epochs": 4, "batch_size": 16, "optimizer": {"lr": 0.003}},
-                      "kd": {"teacher": "finetune"}}},
+        {
+            "stage": "prune",
+            "importance": "l1",
+            "target": {"macs": 0.3},
+            "steps": 1,
+            "round_to": 4,
+            "recovery": {
+                "train": {"epochs": 4, "batch_size": 16, "optimizer": {"lr": 0.003}},
+                "kd": {"teacher": "finetune"},
+            },
+        },
     ]
     path = write_recipe(stages, model={"source": "tinycnn", "kwargs": {"width": 16, "depth": 2}})
     code, _, err = cli("run", path, "--quiet")

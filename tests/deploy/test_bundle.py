@@ -260,3 +260,21 @@ def test_deploy_stage_writes_a_bundle_in_its_folder(run_dir):
     man = json.loads((stage / "bundle" / "manifest.json").read_text())
     assert (stage / "bundle.tar.gz").is_file() and man["source_stage"] == "01-export"
     assert json.loads((stage / "meta.json").read_text())["metrics"]["target"] == "x86-cpu"
+
+
+def test_minimal_manifest_without_inputs_benches(bundle, tmp_path):
+    """The bench engineer's --remote sends a minimal bundle (runner + model + hashes only)."""
+    from edgeslim.fsutil import sha256_file
+
+    for n in ("runner.py", "model.onnx"):
+        (tmp_path / n).write_bytes((bundle / n).read_bytes())
+    files = {n: sha256_file(tmp_path / n) for n in ("runner.py", "model.onnx")}
+    man = {
+        "model": {"file": "model.onnx", "inputs": []},
+        "files": files,
+        "target": {"runner_backend": "onnxruntime"},
+    }
+    (tmp_path / "manifest.json").write_text(json.dumps(man))
+    r = _runner(tmp_path, "bench", "--iters", "3", "--warmup", "0", "--min-time", "0")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["iters"] == 3

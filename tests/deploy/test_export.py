@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -127,3 +129,41 @@ def test_cli_export_bad_input(cli, tmp_path):
         "export", "tinycnn", "--checkpoint", tmp_path / "none.pth", "--out", tmp_path / "t.onnx"
     )
     assert code == 2 and "none.pth" in err
+
+
+def test_cli_export_bare_checkpoint_keeps_its_weights(cli, tmp_path):
+    torch.manual_seed(3)
+    model = create_model("tinycnn", num_classes=3, width=8, depth=2).eval()
+    torch.save(model.state_dict(), tmp_path / "w.pth")
+    out = tmp_path / "c.onnx"
+    code, _, err = cli(
+        "export",
+        "tinycnn",
+        "--checkpoint",
+        tmp_path / "w.pth",
+        "--num-classes",
+        "3",
+        "--kwargs",
+        '{"width": 8, "depth": 2}',
+        "--input-size",
+        "16",
+        "--out",
+        out,
+        "--exporter",
+        "torchscript",
+        "--no-parity",
+    )
+    assert code == 0, err
+    x = np.random.default_rng(1).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(_ort(out).run(None, {"input": x})[0], ref, rtol=1e-4, atol=1e-5)
+
+
+def test_requested_opset_is_what_the_file_has(tiny, tmp_path):
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        res = E.export_onnx(tiny, (3, 16, 16), tmp_path / "m.onnx", 17)
+    assert res.opset == 17 and E._opset_of(onnx.load(str(res.path))) == 17
+    if res.exporter == "torchscript":  # this torch's dynamo exporter builds opset 18 only
+        assert "instead of 17" in res.warnings[0]

@@ -140,3 +140,64 @@ def test_drifting_export_fails_the_stage_and_is_kept(write_recipe, cli, tmp_path
     assert str(failed) in err
     assert json.loads((run / "run.json").read_text())["stages"][1]["status"] == "failed"
     torch.manual_seed(0)
+
+
+def test_export_stage_finalizes_a_newer_qdq_model(tiny_data_spec, tmp_path):
+    """Contract with quantize: its QDQ model.onnx is finalized and gated, not re-exported."""
+    from edgeslim.deploy.export import export_onnx, read_metadata
+    from edgeslim.deploy.stages import ExportConfig, run_export
+    from edgeslim.models.serialize import build_from_spec, save_model
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    from edgeslim.data import build_data
+    from edgeslim.progress import NULL
+    from edgeslim.recipe import parse_recipe
+    from edgeslim.stages.context import StageContext
+
+    recipe = parse_recipe(
+        {"run": {"name": "q", "output_dir": str(tmp_path), "threads": 1}, "data": tiny_data_spec}
+    )
+    data = build_data(recipe.data, 0)
+    ft, q = tmp_path / "00-finetune", tmp_path / "01-quantize"
+    q.mkdir(parents=True)
+    model = build_from_spec(
+        {"source": "tinycnn", "kwargs": {"width": 8, "depth": 2}, "base_num_classes": 4}
+    ).eval()
+    save_model(model, ft / "model.pt")
+    fp32 = export_onnx(model, data.input_shape, q / "float.onnx", 17, exporter="torchscript").path
+    x = data.dataset("train").tensors()[0][:16].numpy()
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"input": x[i : i + 1]} for i in range(len(x))])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    quantize_static(str(fp32), str(q / "model.onnx"), Reader(), quant_format=QuantFormat.QDQ)
+    hist = [
+        StageRecord(0, "finetune", ft, "completed", model_file="model.pt"),
+        StageRecord(1, "quantize", q, "completed", onnx_file="model.onnx"),
+    ]
+    work = tmp_path / "w"
+    work.mkdir()
+    ctx = StageContext(
+        recipe,
+        2,
+        work,
+        tmp_path,
+        0,
+        torch.device("cpu"),
+        NULL,
+        hist,
+        ft / "model.pt",
+        q / "model.onnx",
+        data.class_names,
+    )
+    cfg = ExportConfig(parity={"quant_min_agreement": 0.5, "quant_max_accuracy_drop": 0.5})
+    out = run_export(cfg, ctx)
+    assert out.metrics["exporter"] == "reused:01-quantize" and out.metrics["precision"] == "int8"
+    assert out.metrics["parity"] == "passed" and 0.5 <= out.metrics["parity_top1_agreement"] <= 1
+    meta = read_metadata(out.onnx)
+    assert meta["edgeslim.precision"] == "int8" and meta["edgeslim.class_names"] == data.class_names
+    assert json.loads((work / "parity.json").read_text())["kind"] == "quantized"

@@ -154,3 +154,40 @@ def test_engine_build_run_and_parity(onnx_files, tmp_path, precision):
             ref, eng, x, y, ParityConfig(quant_min_agreement=0.75, quant_max_accuracy_drop=0.25)
         )
         assert rep.metrics["top1_agreement"] >= 0.75, rep.summary()
+
+
+def test_run_calibration_set_is_found_and_hash_checked(tmp_path):
+    from edgeslim.calibration.select import store
+    from edgeslim.deploy.tensorrt import run_calibration_data
+
+    assert run_calibration_data(tmp_path) is None
+    arr = np.random.default_rng(0).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    (tmp_path / "03-quantize").mkdir()
+    store(arr, tmp_path / "03-quantize", "train")
+    assert np.array_equal(run_calibration_data(tmp_path), arr)
+    np.save(tmp_path / "03-quantize" / "calib.npy", arr * 2)
+    with pytest.raises(InputError, match="changed since it was stored"):
+        run_calibration_data(tmp_path)
+
+
+@pytest.mark.tensorrt
+@pytest.mark.skipif(not HAS_TRT, reason=NO_TRT)
+def test_int8_calibration_route_writes_a_cache(onnx_files, tmp_path):
+    import json
+
+    from edgeslim.calibration.select import store
+    from edgeslim.deploy.tensorrt import build_engine_for_run
+
+    _, fp32, _, x = onnx_files
+    stage = tmp_path / "01-export"
+    stage.mkdir()
+    (stage / "model.onnx").write_bytes(fp32.read_bytes())
+    store(x, stage, "train")
+    (tmp_path / "run.json").write_text(
+        json.dumps(
+            {"stages": [{"dir": "01-export", "status": "completed", "onnx_file": "model.onnx"}]}
+        )
+    )
+    meta = build_engine_for_run(tmp_path, tmp_path / "e" / "m.engine", "int8", opt_batch=2)
+    assert meta["plan"]["int8_mode"] == "calibration"
+    assert (tmp_path / "e" / "calibration.cache").stat().st_size > 0

@@ -11,9 +11,9 @@ import torch
 @pytest.mark.slow
 def test_torchrun_two_ranks_identical_weights(write_recipe, tmp_path, python):
     recipe = write_recipe(stages=[{"stage": "finetune", "train": {
-        "epochs": 2, "batch_size": 8, "tensorboard": False, "optimizer": {"name": "sgd", "lr": 0.05}}}],
+        "epochs": 3, "batch_size": 8, "tensorboard": False, "optimizer": {"name": "adamw", "lr": 0.01}}}],
         name="ddp")
-    out = subprocess.run([python, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=0",
+    out = subprocess.run([python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                           "-m", "edgeslim.train.ddp", str(recipe), "-q"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -28,6 +28,6 @@ def test_torchrun_two_ranks_identical_weights(write_recipe, tmp_path, python):
     import json
 
     m = json.loads((run / "run.json").read_text())["stages"][0]["metrics"]
-    # each rank saw half of the 96 training images per epoch
+    assert m["epochs_run"] == 3
     hist = json.loads((run / "00-finetune" / "fit.json").read_text())["history"]
-    assert m["epochs_run"] == 2 and len(hist) == 2
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"], "DDP training did not learn"

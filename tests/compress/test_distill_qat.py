@@ -1,0 +1,78 @@
+"""Knowledge distillation (loss, stage) and quantization-aware training to QDQ ONNX."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import torch
+from edgeslim.compress.distill import hinton_loss, kd_loss
+from edgeslim.models.registry import create_model
+from edgeslim.models.serialize import load_model, save_model
+
+from .helpers import with_spec
+
+
+def test_hinton_loss_is_zero_kd_when_student_matches_teacher():
+    logits = torch.randn(8, 5)
+    y = torch.randint(0, 5, (8,))
+    probs = torch.softmax(logits / 4, 1)
+    same = hinton_loss(logits, probs, y, 4.0, 1.0)
+    other = hinton_loss(torch.randn(8, 5), probs, y, 4.0, 1.0)
+    assert float(same) < 1e-5 < float(other)
+
+
+def test_ensemble_teacher_averages_soft_targets():
+    a, b = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    x = torch.randn(6, 4)
+    loss = kd_loss([a, b], temperature=2.0, alpha=1.0)
+    target = (torch.softmax(a(x) / 2, 1) + torch.softmax(b(x) / 2, 1)) / 2
+    student = torch.log(target) * 2  # logits whose softmax at T=2 equals the ensemble target
+    assert float(loss(student.detach(), torch.zeros(6, dtype=torch.long), x)) < 1e-5
+
+
+def test_distill_stage_width_student_with_feature_kd(write_recipe, cli, tmp_path):
+    stages = [
+        {"stage": "finetune", "train": {"epochs": 4, "batch_size": 16, "optimizer": {"lr": 0.003}}},
+        {
+            "stage": "distill",
+            "teacher": "finetune",
+            "student": {"kind": "width", "width": 0.5},
+            "features": {"student_layers": ["features.1"], "teacher_layers": ["features.1"]},
+            "train": {"epochs": 3, "batch_size": 16, "optimizer": {"lr": 0.003}},
+        },
+    ]
+    path = write_recipe(stages, model={"source": "tinycnn", "kwargs": {"width": 16, "depth": 2}})
+    code, _, err = cli("run", path, "--quiet")
+    assert code == 0, err
+    run = json.loads((tmp_path / "runs" / "t" / "run.json").read_text())
+    m = run["stages"][1]["metrics"]
+    assert m["macs_fraction_of_teacher"] < 0.5
+    assert m["student_val_top1"] > 0.5  # 4 classes: well above chance
+    student = load_model(tmp_path / "runs" / "t" / "01-distill" / "model.pt")
+    assert not any("_kd_adapters" in k for k in student.state_dict())
+
+
+def test_qat_model_reloads_and_exports_qdq_that_onnxruntime_runs(tmp_path):
+    import onnxruntime as ort
+    from edgeslim.compress.qat import calibrate, prepare_qat
+    from edgeslim.deploy.export import export_onnx
+
+    model = with_spec(
+        create_model("tinycnn", 4, width=8, depth=2), "tinycnn", width=8, depth=2
+    ).eval()
+    x = torch.randn(16, 3, 16, 16)
+    ref = model(x)
+    q = prepare_qat(model)
+    calibrate(q, x)
+    torch.testing.assert_close(q(x), ref, atol=0.1 * float(ref.abs().max()), rtol=0)
+    save_model(q, tmp_path / "q.pt")
+    again = load_model(tmp_path / "q.pt")
+    torch.testing.assert_close(again(x), q(x))
+    path = export_onnx(again, (3, 16, 16), tmp_path / "q.onnx").path
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    out = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+    assert np.mean(out.argmax(1) == q(x).argmax(1).numpy()) >= 0.9
