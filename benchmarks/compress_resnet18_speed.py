@@ -48,6 +48,9 @@ def main() -> None:
     int8 = Q.quantize_static_qdq(prep, tmp / "pruned_int8.onnx", calib, Q.PtqSettings())
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads = THREADS, 1
+    # Idle ORT worker threads spin by default; with several sessions in one process a spinning
+    # pool steals the cores from whichever runner goes next, so spinning is off for all of them.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
 
     def sess(p: Path):
         s = ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"])

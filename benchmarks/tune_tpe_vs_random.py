@@ -40,19 +40,38 @@ def main() -> None:
                 path = Path(tmp) / f"{sampler}-{seed}.yaml"
                 path.write_text(yaml.safe_dump(raw, sort_keys=False))
                 study = f"bench-{sampler}-s{seed}-n{args.trials}"
-                s = tune(path, sampler=sampler, study_name=study,
-                         storage=f"sqlite:///{Path(tmp) / (study + '.db')}")
-                out[sampler].append({"seed": seed, "best_val_top1": s.get("best_value"),
-                                     "best_params": s.get("best_params"), "n_complete": s["n_complete"],
-                                     "n_failed": s["n_failed"]})
+                s = tune(
+                    path,
+                    sampler=sampler,
+                    study_name=study,
+                    storage=f"sqlite:///{Path(tmp) / (study + '.db')}",
+                )
+                out[sampler].append(
+                    {
+                        "seed": seed,
+                        "best_val_top1": s.get("best_value"),
+                        "best_params": s.get("best_params"),
+                        "n_complete": s["n_complete"],
+                        "n_failed": s["n_failed"],
+                    }
+                )
                 print(sampler, out[sampler][-1], flush=True)
     mean = {k: statistics.mean(r["best_val_top1"] for r in v) for k, v in out.items()}
-    write_result("tune_tpe_vs_random", {
-        "recipe": "recipes/tune-demo.yaml (pruner none)", "trials_per_study": args.trials,
-        "seeds": args.seeds, "studies": out, "mean_best_val_top1": mean,
-        "tpe_at_least_random_mean": mean["tpe"] >= mean["random"],
-        "tpe_at_least_random_each_seed": all(t["best_val_top1"] >= r["best_val_top1"]
-                                             for t, r in zip(out["tpe"], out["random"], strict=True))})
+    write_result(
+        "tune_tpe_vs_random",
+        {
+            "recipe": "recipes/tune-demo.yaml (pruner none)",
+            "trials_per_study": args.trials,
+            "seeds": args.seeds,
+            "studies": out,
+            "mean_best_val_top1": mean,
+            "tpe_at_least_random_mean": mean["tpe"] >= mean["random"],
+            "tpe_at_least_random_each_seed": all(
+                t["best_val_top1"] >= r["best_val_top1"]
+                for t, r in zip(out["tpe"], out["random"], strict=True)
+            ),
+        },
+    )
 
 
 if __name__ == "__main__":

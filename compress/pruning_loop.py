@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -59,6 +58,7 @@ def _recover(
     cfg: PruneConfig,
     ctx: StageContext,
     teacher: nn.Module | None,
+    step: int,
 ) -> nn.Module:
     from edgeslim.compress.distill import kd_loss
 
@@ -77,7 +77,7 @@ def _recover(
         data,
         rc.train,
         loss_fn=loss,
-        workdir=ctx.workdir,
+        workdir=ctx.workdir / f"recovery-{step}",  # one metrics log per step
         reporter=ctx.reporter,
         device=ctx.device,
         seed=ctx.seed,
@@ -102,7 +102,7 @@ def _sparse_pretrain(
         data,
         sp.train,
         loss_fn=loss,
-        workdir=ctx.workdir,
+        workdir=ctx.workdir / "sparse",
         reporter=ctx.reporter,
         device=ctx.device,
         seed=ctx.seed,
@@ -140,21 +140,7 @@ def prune_with_recovery(
     pruner = None
     with ctx.reporter.task("prune steps", cfg.steps) as advance:
         for step in range(1, cfg.steps + 1):
-            if cfg.target.ratio is not None:
-                pruner = pruner or P.build_pruner(
-                    model, example, cfg.importance, cfg.target.ratio, steps=cfg.steps, **kw
-                )
-                if grad_fn:
-                    grad_fn(model)
-                pruner.step()
-                P.sync_model_attrs(model)
-                ratio = cfg.target.ratio * step / cfg.steps
-            else:
-                by = "macs" if cfg.target.macs is not None else "params"
-                frac = cfg.target.macs if by == "macs" else cfg.target.params
-                goal = int(base[by] * (1 - (1 - frac) * step / cfg.steps))
-                ratio = P.search_ratio(model, example, cfg.importance, goal, by, **kw)
-                P.prune_once(model, example, cfg.importance, ratio, grad_fn=grad_fn, **kw)
+            pruner, ratio = _step(model, example, cfg, pruner, step, base, kw, grad_fn)
             P.verify_forward(model, example)
             row = {
                 "step": step,
@@ -162,13 +148,42 @@ def prune_with_recovery(
                 "val_top1_pruned": eval_top1(model, data, "val"),
                 "macs_fraction": round(P.measure(model, example, "macs") / base["macs"], 4),
             }
-            model = _recover(model, data, cfg, ctx, teacher)
+            model = _recover(model, data, cfg, ctx, teacher, step)
             row["val_top1_recovered"] = eval_top1(model, data, "val")
             log.append(row)
             advance(1, info=f"macs {row['macs_fraction']:.2f}")
     _check_target(cfg, model, example, base)
     model = P.record_edit_after(model, before)
     return model, _metrics(cfg, model, example, base, before, log, val0)
+
+
+def _step(
+    model: nn.Module,
+    example: torch.Tensor,
+    cfg: PruneConfig,
+    pruner: Any,
+    step: int,
+    base: dict[str, int],
+    kw: dict[str, Any],
+    grad_fn: Any,
+) -> tuple[Any, float]:
+    """One pruning step: torch-pruning's own schedule for a ratio, a searched ratio otherwise."""
+    if cfg.target.ratio is not None:
+        pruner = pruner or P.build_pruner(
+            model, example, cfg.importance, cfg.target.ratio, steps=cfg.steps, **kw
+        )
+        if grad_fn:
+            grad_fn(model)
+        pruner.step()
+        P.sync_model_attrs(model)
+        return pruner, cfg.target.ratio * step / cfg.steps
+    by = "macs" if cfg.target.macs is not None else "params"
+    frac = cfg.target.macs if by == "macs" else cfg.target.params
+    # Linear schedule in the measured quantity: step i keeps 1 - (1 - frac) * i / N of the base.
+    goal = int(base[by] * (1 - (1 - frac) * step / cfg.steps))
+    ratio = P.search_ratio(model, example, cfg.importance, goal, by, **kw)
+    P.prune_once(model, example, cfg.importance, ratio, grad_fn=grad_fn, **kw)
+    return pruner, ratio
 
 
 def _check_target(
@@ -210,7 +225,3 @@ def _metrics(
         "recovery": log,
         "channels": P.channel_table(before, model),
     }
-
-
-def clone(model: nn.Module) -> nn.Module:
-    return copy.deepcopy(model)

@@ -46,7 +46,7 @@ def qat_to_onnx(
         data,
         cfg.qat.train,
         loss_fn=loss,
-        workdir=ctx.workdir,
+        workdir=ctx.workdir / "qat",
         reporter=ctx.reporter,
         device=ctx.device,
         seed=ctx.seed,

@@ -181,20 +181,7 @@ def sensitivity_scan(
     if (ref_acc - acc) * 100 <= budget_points:
         out.update(int8_val_top1=acc, within_budget=True, path=full)
         return out
-    nodes = [n for n in quantizable_nodes(float_path) if n not in s.exclude]
-    scores = []
-    for i, node in enumerate(nodes):
-        one = quantize_static_qdq(float_path, work / f"scan_{i}.onnx", calib, s, only=[node])
-        logits = ort_logits(one, data, "val", threads)[0]
-        scores.append(
-            {
-                "layer": node,
-                "logit_mse": float(np.mean((logits - ref) ** 2)),
-                "val_top1_alone": top1(logits, labels),
-            }
-        )
-        one.unlink(missing_ok=True)
-    scores.sort(key=lambda r: -r["logit_mse"])
+    scores = rank_layers(float_path, work, calib, s, data, ref, labels, threads)
     out["layers"] = scores
     kept: list[str] = []
     path = full
@@ -219,6 +206,56 @@ def sensitivity_scan(
     return out
 
 
+def rank_layers(
+    float_path: Path,
+    work: Path,
+    calib: np.ndarray,
+    s: PtqSettings,
+    data: DataBundle,
+    ref: np.ndarray,
+    labels: np.ndarray,
+    threads: int | None,
+) -> list[dict[str, Any]]:
+    """Quantizable layers, most sensitive first: logit MSE vs float when quantized alone."""
+    scores = []
+    for i, node in enumerate(n for n in quantizable_nodes(float_path) if n not in s.exclude):
+        one = quantize_static_qdq(float_path, work / f"scan_{i}.onnx", calib, s, only=[node])
+        logits = ort_logits(one, data, "val", threads)[0]
+        mse = float(np.mean((logits - ref) ** 2))
+        scores.append({"layer": node, "logit_mse": mse, "val_top1_alone": top1(logits, labels)})
+        one.unlink(missing_ok=True)
+    return sorted(scores, key=lambda r: -r["logit_mse"])
+
+
+def measure_candidates(
+    cands: dict[str, Path],
+    float_path: Path,
+    data: DataBundle,
+    shape: tuple[int, ...],
+    budget_points: float,
+    threads: int | None,
+    iters: int,
+    providers: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Validation top-1, drop vs float, batch-1 latency and size of every candidate."""
+    ref_acc = top1(*ort_logits(float_path, data, "val", threads, providers))
+    rows = []
+    for name, path in cands.items():
+        acc = top1(*ort_logits(path, data, "val", threads, providers))
+        drop = (ref_acc - acc) * 100
+        rows.append(
+            {
+                "precision": name,
+                "val_top1": round(acc, 4),
+                "latency_ms": round(ort_latency_ms(path, shape, threads, iters, providers), 4),
+                "drop_points": round(drop, 3),
+                "within_budget": drop <= budget_points,
+                "size_bytes": path.stat().st_size,
+            }
+        )
+    return rows
+
+
 def choose_precision(
     cands: dict[str, Path],
     float_path: Path,
@@ -231,22 +268,9 @@ def choose_precision(
     providers: list[str] | None = None,
 ) -> dict[str, Any]:
     """Measure every candidate artifact; keep the fastest within budget (or ``forced``)."""
-    ref_acc = top1(*ort_logits(float_path, data, "val", threads, providers))
-    rows = []
-    for name, path in cands.items():
-        acc = top1(*ort_logits(path, data, "val", threads, providers))
-        lat = ort_latency_ms(path, shape, threads, iters, providers)
-        drop = (ref_acc - acc) * 100
-        rows.append(
-            {
-                "precision": name,
-                "val_top1": round(acc, 4),
-                "latency_ms": round(lat, 4),
-                "drop_points": round(drop, 3),
-                "within_budget": drop <= budget_points,
-                "size_bytes": path.stat().st_size,
-            }
-        )
+    rows = measure_candidates(
+        cands, float_path, data, shape, budget_points, threads, iters, providers
+    )
     ok = [r for r in rows if r["within_budget"]] or [
         next(r for r in rows if r["precision"] == "fp32")
     ]

@@ -196,9 +196,10 @@ def _manifest(
     from edgeslim import __version__
 
     meta, m = facts["meta"], st.get("metrics", {})
-    shape = meta.get("edgeslim.input_shape") or [d for d in facts["input"]["shape"][1:]]
-    data = record["recipe"]["data"]
-    target = {**prof.to_json(), "batch": batch or prof.batch}
+    shape = meta.get("edgeslim.input_shape") or list(facts["input"]["shape"][1:])
+    labels = meta.get("edgeslim.class_names") or st.get("class_names")
+    if not labels:
+        labels = _data_of(record).class_names
     return {
         "schema": SCHEMA,
         "name": record.get("name"),
@@ -218,33 +219,45 @@ def _manifest(
         },
         "engine_file": "model.engine",
         "calibration_cache": "calibration.cache" if use_cache else None,
-        "preprocessing": {
-            "input": "uint8 image at the model's input size",
-            "size": list(shape[1:]),
-            "channels": int(shape[0]),
-            "layout": "NCHW",
-            "scale": "1/255",
-            "mean": meta.get("edgeslim.mean"),
-            "std": meta.get("edgeslim.std"),
-            "formula": "x = (uint8 / 255 - mean) / std, float32, NCHW",
-        },
-        "labels": meta.get("edgeslim.class_names") or st.get("class_names"),
-        "expected": {
-            "test_accuracy": m.get("test_accuracy"),
-            "test_images": n_images or None,
-            "eval_batch_size": int(data.get("batch_size", 64)),
-            "evaluated_on": m.get("evaluated_on"),
-            "latency_ms": m.get("latency_ms"),
-            "latency_batch": 1,
-            "latency_threads": record["recipe"]["run"].get("threads"),
-            "build_host": record.get("host"),
-            "note": "measured on the build host with onnxruntime; rerun `runner.py eval`/`bench` "
-            "on "
-            "the device",
-        },
+        "preprocessing": _preprocessing(record, meta, shape),
+        "labels": labels,
+        "expected": _expected(record, m, n_images),
         "parity": {k: v for k, v in m.items() if k.startswith("parity")},
-        "target": target,
+        "target": {**prof.to_json(), "batch": batch or prof.batch},
         "images": "images" if n_images else None,
+    }
+
+
+def _preprocessing(
+    record: dict[str, Any], meta: dict[str, Any], shape: list[int]
+) -> dict[str, Any]:
+    mean, std = meta.get("edgeslim.mean"), meta.get("edgeslim.std")
+    if mean is None or std is None:  # an ONNX from another stage without our metadata
+        data = _data_of(record)
+        mean, std = data.mean, data.std
+    return {
+        "input": "uint8 image at the model's input size",
+        "size": list(shape[1:]),
+        "channels": int(shape[0]),
+        "layout": "NCHW",
+        "scale": "1/255",
+        "mean": mean,
+        "std": std,
+        "formula": "x = (uint8 / 255 - mean) / std, float32, NCHW",
+    }
+
+
+def _expected(record: dict[str, Any], m: dict[str, Any], n_images: int) -> dict[str, Any]:
+    return {
+        "test_accuracy": m.get("test_accuracy"),
+        "test_images": n_images or None,
+        "eval_batch_size": int(record["recipe"]["data"].get("batch_size", 64)),
+        "evaluated_on": m.get("evaluated_on"),
+        "latency_ms": m.get("latency_ms"),
+        "latency_batch": 1,
+        "latency_threads": record["recipe"]["run"].get("threads"),
+        "build_host": record.get("host"),
+        "note": "measured on the build host (onnxruntime); rerun runner.py eval/bench on device",
     }
 
 

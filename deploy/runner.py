@@ -416,27 +416,47 @@ class TrtRunner:
         return y
 
 
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
 def open_runner(
     bundle: Path, manifest: dict, backend: str | None, threads: int | None
 ) -> OrtRunner | TrtRunner:
-    backend = backend or manifest.get("target", {}).get("runner_backend", "onnxruntime")
-    if backend == "tensorrt":
-        return TrtRunner(bundle / manifest.get("engine_file", "model.engine"))
-    if backend != "onnxruntime":
+    """--backend is strict; without it the target's backend is used when it can run here.
+
+    A TensorRT target whose engine is not built yet (or without tensorrt installed) runs the
+    same model.onnx in onnxruntime, saying so on stderr, so ``eval`` works before the build.
+    """
+    target = manifest.get("target", {})
+    engine = bundle / (manifest.get("engine_file") or "model.engine")
+    if backend not in (None, "onnxruntime", "tensorrt"):
         raise RunnerError(f"unknown backend '{backend}'; valid: onnxruntime, tensorrt")
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        try:
-            import tensorrt  # noqa: F401
-        except ImportError:
-            raise RunnerError(
-                "neither onnxruntime nor tensorrt is importable: pip install numpy onnxruntime "
-                "(or use TensorRT from JetPack)"
-            ) from None
-        return TrtRunner(bundle / manifest.get("engine_file", "model.engine"))
-    dev = manifest.get("target", {}).get("ort_device", "cpu")
-    return OrtRunner(bundle / manifest["model"]["file"], threads, dev)
+    if backend == "tensorrt":
+        return TrtRunner(engine)
+    has_ort, has_trt = _importable("onnxruntime"), _importable("tensorrt")
+    if not has_ort and not has_trt:
+        raise RunnerError(
+            "neither onnxruntime nor tensorrt is importable: pip install numpy onnxruntime "
+            "(or use TensorRT from JetPack)"
+        )
+    wants_trt = backend is None and target.get("runner_backend") == "tensorrt"
+    if (wants_trt or not has_ort) and has_trt and engine.is_file():
+        return TrtRunner(engine)
+    if not has_ort:
+        raise RunnerError(
+            f"onnxruntime is not installed and no TensorRT engine '{engine.name}' "
+            "exists: build it with sh build_engine.sh, or pip install onnxruntime"
+        )
+    if wants_trt:
+        print(
+            f"note: no usable TensorRT engine ({engine.name}); running model.onnx in onnxruntime",
+            file=sys.stderr,
+        )
+    model = bundle / manifest["model"]["file"]
+    return OrtRunner(model, threads, target.get("ort_device", "cpu"))
 
 
 # ---------------------------------------------------------------- commands

@@ -95,3 +95,21 @@ except ImportError as e:
 print(json.dumps(res, indent=1))
 PY
 echo "compress-gpu rc=$?" >> "$OUT/compress-gpu.log"
+# --- finetune (issue 3): the engine on CUDA: off/bf16/fp16 autocast train, images/s + final loss ---
+timeout 240 python3 - > "$OUT/finetune-gpu.json" 2> "$OUT/finetune-gpu.log" <<'PY'
+import json, torch
+from edgeslim.data import build_data
+from edgeslim.models.registry import create_model
+from edgeslim.recipe import DataSpec
+from edgeslim.train.config import TrainConfig
+from edgeslim.train.engine import fit
+data = build_data(DataSpec(source="digits", image_size=32, classes=[str(i) for i in range(5)]), 0)
+res = {"gpu": torch.cuda.get_device_name(0)}
+for amp in ("off", "bf16", "fp16", "off"):  # "off" twice: the first run warms up CUDA
+    torch.manual_seed(0)
+    m = create_model("tinyresnet", 5, 3)
+    r = fit(m, data, TrainConfig(epochs=2, batch_size=64, amp=amp, tensorboard=False), device=torch.device("cuda"))
+    res[amp] = {"images_per_s": r.history[-1]["train_images_per_s"], "train_loss": r.history[-1]["train_loss"],
+                "test_top1": r.test["top1"]}
+print(json.dumps(res, indent=1))
+PY

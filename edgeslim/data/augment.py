@@ -20,7 +20,9 @@ class AugmentSpec(Config):
     hflip: bool = Field(False, description="random horizontal flip (p=0.5)")
     vflip: bool = Field(False, description="random vertical flip (p=0.5)")
     crop_padding: int = Field(0, ge=0, description="pad then random-crop back to size (pixels)")
-    resized_crop_scale: float | None = Field(None, gt=0, le=1, description="random resized crop, min area")
+    resized_crop_scale: float | None = Field(
+        None, gt=0, le=1, description="random resized crop, min area"
+    )
     rotation: float = Field(0.0, ge=0, le=180, description="random rotation, degrees")
     translate: float = Field(0.0, ge=0, le=0.5, description="affine shift, fraction of size")
     shear: float = Field(0.0, ge=0, le=45, description="affine shear, degrees")
@@ -37,11 +39,16 @@ class AugmentSpec(Config):
 
     def enabled(self) -> bool:
         """Any per-image transform on (mixup/cutmix are batch-level, see build_batch_transform)."""
-        return any(v for k, v in self.model_dump().items()
-                   if k not in ("mixup_alpha", "cutmix_alpha", "randaugment_magnitude"))
+        return any(
+            v
+            for k, v in self.model_dump().items()
+            if k not in ("mixup_alpha", "cutmix_alpha", "randaugment_magnitude")
+        )
 
 
-def build_augment(spec: AugmentSpec, image_size: int) -> Callable[[torch.Tensor], torch.Tensor] | None:
+def build_augment(
+    spec: AugmentSpec, image_size: int
+) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """The per-image pipeline, or None when no per-image option is on."""
     if not spec.enabled():
         return None
@@ -49,7 +56,9 @@ def build_augment(spec: AugmentSpec, image_size: int) -> Callable[[torch.Tensor]
 
     ops: list = []
     if spec.resized_crop_scale:
-        ops.append(v2.RandomResizedCrop(image_size, scale=(spec.resized_crop_scale, 1.0), antialias=True))
+        ops.append(
+            v2.RandomResizedCrop(image_size, scale=(spec.resized_crop_scale, 1.0), antialias=True)
+        )
     if spec.crop_padding:
         ops.append(v2.RandomCrop(image_size, padding=spec.crop_padding))
     if spec.hflip:
@@ -59,9 +68,14 @@ def build_augment(spec: AugmentSpec, image_size: int) -> Callable[[torch.Tensor]
     if spec.rotation:
         ops.append(v2.RandomRotation(spec.rotation))
     if spec.translate or spec.shear or spec.scale:
-        ops.append(v2.RandomAffine(degrees=0, translate=(spec.translate, spec.translate) if spec.translate else None,
-                                   shear=spec.shear or None,
-                                   scale=(1 - spec.scale, 1 + spec.scale) if spec.scale else None))
+        ops.append(
+            v2.RandomAffine(
+                degrees=0,
+                translate=(spec.translate, spec.translate) if spec.translate else None,
+                shear=spec.shear or None,
+                scale=(1 - spec.scale, 1 + spec.scale) if spec.scale else None,
+            )
+        )
     if spec.brightness or spec.contrast or spec.saturation or spec.hue:
         ops.append(v2.ColorJitter(spec.brightness, spec.contrast, spec.saturation, spec.hue))
     if spec.randaugment:

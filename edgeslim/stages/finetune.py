@@ -21,9 +21,13 @@ if TYPE_CHECKING:
 
 class PretrainConfig(StageConfig):
     stage: Literal["pretrain"] = "pretrain"
-    data: DataSpec | None = Field(None, description="the source task's data (default: the recipe's data)")
+    data: DataSpec | None = Field(
+        None, description="the source task's data (default: the recipe's data)"
+    )
     train: TrainConfig = Field(default_factory=TrainConfig)
-    adaptive_gain: bool = Field(False, description="BPAG: learnable per-unit gain in every activation")
+    adaptive_gain: bool = Field(
+        False, description="BPAG: learnable per-unit gain in every activation"
+    )
     adaptive_gain_init: float = Field(1.0, gt=0)
 
 
@@ -31,10 +35,14 @@ class FinetuneConfig(StageConfig):
     stage: Literal["finetune"] = "finetune"
     train: TrainConfig = Field(default_factory=TrainConfig)
     reinit_head: Literal["auto", "always", "never"] = Field(
-        "auto", description="auto: a new head when the classes differ from the model's")
+        "auto", description="auto: a new head when the classes differ from the model's"
+    )
     head_init: Literal["default", "xavier", "kaiming"] | None = Field(
-        None, description="init of a new head (default: model.head_init)")
-    adaptive_gain: bool = Field(False, description="BPAG: learnable per-unit gain in every activation")
+        None, description="init of a new head (default: model.head_init)"
+    )
+    adaptive_gain: bool = Field(
+        False, description="BPAG: learnable per-unit gain in every activation"
+    )
     adaptive_gain_init: float = Field(1.0, gt=0)
 
 
@@ -56,14 +64,22 @@ def resume_dir(ctx: StageContext, cfg: StageConfig) -> Path:
     """
     from edgeslim.fsutil import sha256_json
 
-    key = sha256_json({"cfg": cfg.model_dump(mode="json"), "prev": [h.key for h in ctx.history],
-                       "model": ctx.recipe.model.model_dump(mode="json"),
-                       "data": ctx.recipe.data.model_dump(mode="json"), "seed": ctx.seed})
+    key = sha256_json(
+        {
+            "cfg": cfg.model_dump(mode="json"),
+            "prev": [h.key for h in ctx.history],
+            "model": ctx.recipe.model.model_dump(mode="json"),
+            "data": ctx.recipe.data.model_dump(mode="json"),
+            "seed": ctx.seed,
+        }
+    )
     return ctx.run_dir / ".resume" / f"{ctx.index:02d}-{cfg.label or cfg.stage}-{key[:12]}"
 
 
-def _train(cfg: PretrainConfig | FinetuneConfig, ctx: StageContext, model: nn.Module,
-           data: DataBundle) -> tuple[nn.Module, dict[str, Any]]:
+def _train(
+    cfg: PretrainConfig | FinetuneConfig, ctx: StageContext, model: nn.Module, data: DataBundle
+) -> tuple[nn.Module, dict[str, Any]]:
+    import contextlib
     import shutil
 
     from edgeslim.fsutil import atomic_write_json
@@ -75,20 +91,38 @@ def _train(cfg: PretrainConfig | FinetuneConfig, ctx: StageContext, model: nn.Mo
 
         model = add_adaptive_gain(model, data.input_shape, cfg.adaptive_gain_init)
     rdir = resume_dir(ctx, cfg)
-    res = fit(model, data, cfg.train, workdir=ctx.workdir, reporter=ctx.reporter,
-              device=dist.local_device(ctx.device), seed=ctx.seed, resume_dir=rdir)
+    res = fit(
+        model,
+        data,
+        cfg.train,
+        workdir=ctx.workdir,
+        reporter=ctx.reporter,
+        device=dist.local_device(ctx.device),
+        seed=ctx.seed,
+        resume_dir=rdir,
+    )
     if dist.is_main():
         shutil.rmtree(rdir, ignore_errors=True)
-    atomic_write_json(ctx.workdir / "fit.json", {"best": res.best, "test": res.test, "history": res.history})
+        with contextlib.suppress(OSError):  # keep .resume/ only while something is resumable
+            rdir.parent.rmdir()
+    atomic_write_json(
+        ctx.workdir / "fit.json", {"best": res.best, "test": res.test, "history": res.history}
+    )
     return res.model.cpu(), _metrics(res, cfg.adaptive_gain)
 
 
 def _metrics(res: FitResult, gains: bool) -> dict[str, Any]:
-    m: dict[str, Any] = {"best_val_top1": res.best.get("val_top1"), "best_epoch": res.best.get("epoch"),
-                         "epochs_run": len(res.history), "stopped_early": res.stopped_early,
-                         "resumed_at_epoch": res.resumed_at_epoch}
+    m: dict[str, Any] = {
+        "best_val_top1": res.best.get("val_top1"),
+        "best_epoch": res.best.get("epoch"),
+        "epochs_run": len(res.history),
+        "stopped_early": res.stopped_early,
+        "resumed_at_epoch": res.resumed_at_epoch,
+    }
     if res.history:
-        m["train_images_per_s"] = round(sum(h["train_images_per_s"] for h in res.history) / len(res.history), 1)
+        m["train_images_per_s"] = round(
+            sum(h["train_images_per_s"] for h in res.history) / len(res.history), 1
+        )
     for k in ("top1", "top5", "macro_f1", "loss"):
         if k in res.test:
             m[f"torch_test_{k}"] = res.test[k]
@@ -119,7 +153,13 @@ def run_finetune(cfg: FinetuneConfig, ctx: StageContext) -> StageOutput:
     model = _start_model(ctx, data.num_classes)
     new_task = ctx.class_names is not None and list(ctx.class_names) != list(data.class_names)
     if cfg.reinit_head == "always" or (cfg.reinit_head == "auto" and new_task):
-        model = record_edit(model, {"op": "replace_head", "num_classes": data.num_classes,
-                                    "init": cfg.head_init or ctx.recipe.model.head_init})
+        model = record_edit(
+            model,
+            {
+                "op": "replace_head",
+                "num_classes": data.num_classes,
+                "init": cfg.head_init or ctx.recipe.model.head_init,
+            },
+        )
     model, metrics = _train(cfg, ctx, model, data)
     return StageOutput(model=model, class_names=data.class_names, metrics=metrics)

@@ -16,7 +16,17 @@ from torch import nn
 from edgeslim.errors import InputError
 from edgeslim.models.edits import record_edit, register_edit
 
-ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Hardswish, nn.ELU, nn.Tanh, nn.Sigmoid)
+ACTIVATIONS = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Hardswish,
+    nn.ELU,
+    nn.Tanh,
+    nn.Sigmoid,
+)
 
 
 class AdaptiveGain(nn.Module):
@@ -42,6 +52,7 @@ def _probe_units(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, li
     hooks = []
     for name, mod in model.named_modules():
         if isinstance(mod, ACTIVATIONS) and name:
+
             def hook(m: nn.Module, args: tuple, out: Any, name: str = name) -> None:
                 x = args[0]
                 dim = -1 if x.ndim == 3 else 1
@@ -49,6 +60,7 @@ def _probe_units(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, li
                 prev = seen.setdefault(name, cur)
                 if prev != cur:  # reused at several widths: fall back to one shared gain
                     seen[name] = [1, 1]
+
             hooks.append(mod.register_forward_hook(hook))
     was = model.training
     model.eval()
@@ -73,15 +85,19 @@ def _apply(model: nn.Module, edit: dict[str, Any]) -> nn.Module:
     return model
 
 
-def add_adaptive_gain(model: nn.Module, input_shape: tuple[int, ...], init: float = 1.0) -> nn.Module:
-    """Replace every activation module of ``model`` with its adaptive-gain version (recorded edit)."""
+def add_adaptive_gain(
+    model: nn.Module, input_shape: tuple[int, ...], init: float = 1.0
+) -> nn.Module:
+    """Replace every activation module of ``model`` with its adaptive-gain version (an edit)."""
     if any(isinstance(m, AdaptiveGain) for m in model.modules()):
         return model
     units = _probe_units(model, input_shape)
     if not units:
-        raise InputError(f"{type(model).__name__} has no activation modules "
-                         f"({', '.join(a.__name__ for a in ACTIVATIONS)}) to give an adaptive gain; "
-                         "set adaptive_gain: false")
+        raise InputError(
+            f"{type(model).__name__} has no activation modules "
+            f"({', '.join(a.__name__ for a in ACTIVATIONS)}) to give an adaptive gain; "
+            "set adaptive_gain: false"
+        )
     return record_edit(model, {"op": "adaptive_gain", "units": units, "init": init})
 
 
@@ -91,5 +107,8 @@ def gain_stats(model: nn.Module) -> dict[str, float]:
     if not gains:
         return {}
     g = torch.cat(gains)
-    return {"gain_mean": round(float(g.mean()), 4), "gain_min": round(float(g.min()), 4),
-            "gain_max": round(float(g.max()), 4)}
+    return {
+        "gain_mean": round(float(g.mean()), 4),
+        "gain_min": round(float(g.min()), 4),
+        "gain_max": round(float(g.max()), 4),
+    }

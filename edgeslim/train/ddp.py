@@ -14,8 +14,10 @@ from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="torchrun ... -m edgeslim.train.ddp",
-                                description="Run a recipe with distributed data-parallel training.")
+    p = argparse.ArgumentParser(
+        prog="torchrun ... -m edgeslim.train.ddp",
+        description="Run a recipe with distributed data-parallel training.",
+    )
     p.add_argument("recipe")
     p.add_argument("-q", "--quiet", action="store_true")
     args = p.parse_args(argv)
@@ -30,7 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         recipe = load_recipe(args.recipe)
         if not dist.init_from_env():
-            print("note: not started by torchrun (WORLD_SIZE unset); training on one process", file=sys.stderr)
+            print(
+                "note: not started by torchrun (WORLD_SIZE unset); training on one process",
+                file=sys.stderr,
+            )
         r = dist.rank()
         if r > 0:
             recipe.run.output_dir = str(recipe.run_dir() / f".ddp-rank{r}")

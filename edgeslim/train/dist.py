@@ -29,7 +29,7 @@ def is_main() -> bool:
 
 
 def init_from_env() -> bool:
-    """Join the process group torchrun describes (RANK/WORLD_SIZE env); False when not under torchrun."""
+    """Join the process group torchrun describes (RANK/WORLD_SIZE env); False without torchrun."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or world_size() > 1:
         return world_size() > 1
     backend = "nccl" if torch.cuda.is_available() else "gloo"
@@ -73,6 +73,8 @@ def sharded_loader(data, batch_size: int, seed: int, epoch: int) -> torch.utils.
     from torch.utils.data import DataLoader, DistributedSampler
 
     ds = data.dataset("train", augment=True)
-    sampler = DistributedSampler(ds, num_replicas=world_size(), rank=rank(), shuffle=True, seed=seed)
+    sampler = DistributedSampler(
+        ds, num_replicas=world_size(), rank=rank(), shuffle=True, seed=seed
+    )
     sampler.set_epoch(epoch)
     return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=0)

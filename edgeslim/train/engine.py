@@ -8,7 +8,7 @@ per-epoch validation, early stopping, checkpoints, metric logs, resume, divergen
 from __future__ import annotations
 
 import contextlib
-import copy
+import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -27,7 +27,7 @@ from edgeslim.train import dist
 from edgeslim.train.config import TrainConfig
 from edgeslim.train.logs import MetricsLog, save_torch
 from edgeslim.train.optim import Schedule, make_optimizer
-from edgeslim.train.transfer import override_dropout, set_frozen, set_train_mode
+from edgeslim.train.transfer import set_frozen, set_train_mode, training_overrides
 
 # loss_fn(logits, targets, inputs) -> scalar; inputs let KD losses run a teacher on the batch.
 # With mixup/cutmix on, targets are class probabilities [N, C] instead of class indices.
@@ -54,8 +54,13 @@ def cross_entropy(label_smoothing: float = 0.0) -> LossFn:
 
 
 @torch.no_grad()
-def evaluate_split(model: nn.Module, data: DataBundle, split: str = "val",
-                   device: torch.device | None = None, batch_size: int = 256) -> dict[str, Any]:
+def evaluate_split(
+    model: nn.Module,
+    data: DataBundle,
+    split: str = "val",
+    device: torch.device | None = None,
+    batch_size: int = 256,
+) -> dict[str, Any]:
     """loss, top1, top5, macro_f1, per-class accuracy and confusion matrix of a torch model."""
     from edgeslim.measure import topk_metrics
 
@@ -63,14 +68,18 @@ def evaluate_split(model: nn.Module, data: DataBundle, split: str = "val",
     model.eval()
     x, y = data.dataset(split).tensors()
     dev = device or torch.device("cpu")
-    logits = torch.cat([model(x[i:i + batch_size].to(dev)).float().cpu() for i in range(0, len(x), batch_size)])
+    logits = torch.cat(
+        [model(x[i : i + batch_size].to(dev)).float().cpu() for i in range(0, len(x), batch_size)]
+    )
     model.train(was)
     out = topk_metrics(logits.numpy(), y.numpy(), data.num_classes)
     out["loss"] = float(nn.functional.cross_entropy(logits, y))
     return out
 
 
-def eval_top1(model: nn.Module, data: DataBundle, split: str = "val", device: torch.device | None = None) -> float:
+def eval_top1(
+    model: nn.Module, data: DataBundle, split: str = "val", device: torch.device | None = None
+) -> float:
     return float(evaluate_split(model, data, split, device)["top1"])
 
 
@@ -84,7 +93,9 @@ def _amp_context(kind: str, device: torch.device) -> contextlib.AbstractContextM
     if kind == "off":
         return contextlib.nullcontext()
     if kind == "fp16" and device.type != "cuda":
-        raise InputError("train.amp: fp16 needs a CUDA device (run.device: cuda); on CPU use amp: bf16 or off")
+        raise InputError(
+            "train.amp: fp16 needs a CUDA device (run.device: cuda); on CPU use amp: bf16 or off"
+        )
     dtype = torch.float16 if kind == "fp16" else torch.bfloat16
     return torch.autocast(device_type=device.type, dtype=dtype)
 
@@ -122,8 +133,13 @@ class _Loop:
         return self.cfg.monitor != "val_loss"
 
     def cfg_hash(self) -> str:
-        return sha256_json({"cfg": self.cfg.model_dump(mode="json"), "seed": self.seed,
-                            "params": sorted((k, list(v.shape)) for k, v in self.model.state_dict().items())})
+        return sha256_json(
+            {
+                "cfg": self.cfg.model_dump(mode="json"),
+                "seed": self.seed,
+                "params": sorted((k, list(v.shape)) for k, v in self.model.state_dict().items()),
+            }
+        )
 
     # ---- data ---------------------------------------------------------------------------
     def loader(self) -> torch.utils.data.DataLoader:
@@ -132,7 +148,9 @@ class _Loop:
             return dist.sharded_loader(self.data, bs, self.seed, self.epoch)
         # A fresh generator per epoch makes epoch k's order independent of earlier epochs:
         # a resumed run sees exactly the batches the uninterrupted run would have seen.
-        return self.data.loader("train", bs, shuffle=True, augment=True, seed=self.seed + self.epoch)
+        return self.data.loader(
+            "train", bs, shuffle=True, augment=True, seed=self.seed + self.epoch
+        )
 
     def steps_per_epoch(self) -> int:
         n = len(self.loader())
@@ -148,9 +166,8 @@ class _Loop:
         batch_tf = self.data.batch_transform
         total, correct, seen, hard = 0.0, 0, 0, True
         t0 = time.perf_counter()
-        for i, (x, y) in enumerate(loader):
-            if i >= n_batches:
-                break
+        # islice, not a break: a capped epoch must not fetch (and augment) one batch too many.
+        for i, (x, y) in enumerate(itertools.islice(loader, n_batches)):
             x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
             target = y
             if batch_tf is not None:
@@ -171,8 +188,11 @@ class _Loop:
             if hard:
                 correct += int((logits.detach().argmax(1) == y).sum())
         dt = time.perf_counter() - t0
-        out = {"train_loss": total / max(seen, 1), "train_images_per_s": seen / max(dt, 1e-9),
-               "epoch_train_s": dt}
+        out = {
+            "train_loss": total / max(seen, 1),
+            "train_images_per_s": seen / max(dt, 1e-9),
+            "epoch_train_s": dt,
+        }
         if hard:
             out["train_top1"] = correct / max(seen, 1)
         return out
@@ -194,11 +214,25 @@ class _Loop:
             self.scaler.update()
         else:
             self.opt.step()
+        if cfg.prox_l1:
+            self._prox_l1()
         self.opt.zero_grad(set_to_none=True)
         self.step += 1
 
-    def _lbfgs_step(self, net: nn.Module, x: torch.Tensor, target: torch.Tensor,
-                    i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    @torch.no_grad()
+    def _prox_l1(self) -> None:
+        """Proximal step of L1 (soft-thresholding) on the weight-decayed (not norm/bias) params."""
+        for g in self.opt.param_groups:
+            if g.get("weight_decay", 0.0) == 0.0 and g.get("group") != "all":
+                continue
+            thr = g["lr"] * self.cfg.prox_l1
+            for p in g["params"]:
+                if p.grad is not None:
+                    p.copy_(p.sign() * (p.abs() - thr).clamp_min(0))
+
+    def _lbfgs_step(
+        self, net: nn.Module, x: torch.Tensor, target: torch.Tensor, i: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
 
         def closure() -> torch.Tensor:
@@ -222,9 +256,12 @@ class _Loop:
         where = self._save_last_good()
         lr = self.opt.param_groups[0]["lr"]
         raise StageError(
-            f"training diverged: loss is {float(loss.detach())} at epoch {self.epoch + 1}, batch {i + 1} "
+            f"training diverged: loss is {float(loss.detach())} at epoch {self.epoch + 1}, "
+            f"batch {i + 1} "
             f"(optimizer step {self.step}), lr {lr:.3g}; lower train.optimizer.lr, set "
-            f"train.grad_clip_norm (e.g. 1.0) or add schedule.warmup_steps; last good weights: {where}")
+            f"train.grad_clip_norm (e.g. 1.0) or add schedule.warmup_steps; "
+            f"last good weights: {where}"
+        )
 
     def _save_last_good(self) -> str:
         folder = self.resume_dir or (self.workdir / "checkpoints" if self.workdir else None)
@@ -233,12 +270,18 @@ class _Loop:
         return str(save_torch(folder / "last_good.pt", self.last_good))
 
     # ---- epoch end: validation, best, early stop, files --------------------------------
-    def end_epoch(self, train_stats: dict[str, float], frozen: list[str]) -> tuple[dict[str, Any], bool]:
+    def end_epoch(
+        self, train_stats: dict[str, float], frozen: list[str]
+    ) -> tuple[dict[str, Any], bool]:
         """Validate, log, checkpoint; returns the epoch record and whether to stop early."""
         dist.sync_buffers(self.model)
         val = evaluate_split(self.model, self.data, "val", self.device)
-        rec: dict[str, Any] = {"epoch": self.epoch + 1, **train_stats,
-                               "lr": self.opt.param_groups[-1]["lr"], "frozen_groups": len(frozen)}
+        rec: dict[str, Any] = {
+            "epoch": self.epoch + 1,
+            **train_stats,
+            "lr": self.opt.param_groups[-1]["lr"],
+            "frozen_groups": len(frozen),
+        }
         rec.update({f"val_{k}": v for k, v in val.items() if k != "n"})
         value = rec[self.cfg.monitor]
         self.sched.epoch_end(value)
@@ -265,13 +308,21 @@ class _Loop:
             save_torch(self.resume_dir / RESUME_FILE, self.resume_state())
 
     def resume_state(self) -> dict[str, Any]:
-        return {"cfg_hash": self.cfg_hash(), "epoch": self.epoch, "step": self.step,
-                "model": self.last_good, "optimizer": self.opt.state_dict(),
-                "schedule": self.sched.state_dict(),
-                "scaler": self.scaler.state_dict() if self.scaler else None,
-                "history": self.history, "best_value": self.best_value, "best_epoch": self.best_epoch,
-                "best_state": self.best_state, "bad_epochs": self.bad_epochs,
-                "rng": torch.get_rng_state()}
+        return {
+            "cfg_hash": self.cfg_hash(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "model": self.last_good,
+            "optimizer": self.opt.state_dict(),
+            "schedule": self.sched.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler else None,
+            "history": self.history,
+            "best_value": self.best_value,
+            "best_epoch": self.best_epoch,
+            "best_state": self.best_state,
+            "bad_epochs": self.bad_epochs,
+            "rng": torch.get_rng_state(),
+        }
 
     def try_resume(self, reporter: Reporter) -> int | None:
         """Load the epoch-boundary state of an interrupted fit with the same settings."""
@@ -282,7 +333,9 @@ class _Loop:
 
         st = safe_torch_load(path)
         if st.get("cfg_hash") != self.cfg_hash():
-            reporter.log(f"[yellow]{path}: saved with other settings; training from the start[/yellow]")
+            reporter.log(
+                f"[yellow]{path}: saved with other settings; training from the start[/yellow]"
+            )
             return None
         self.model.load_state_dict(st["model"])
         self.opt.load_state_dict(st["optimizer"])
@@ -291,7 +344,11 @@ class _Loop:
             self.scaler.load_state_dict(st["scaler"])
         self.epoch, self.step, self.history = st["epoch"], st["step"], st["history"]
         self.best_value, self.best_epoch = st["best_value"], st["best_epoch"]
-        self.best_state, self.bad_epochs, self.last_good = st["best_state"], st["bad_epochs"], st["model"]
+        self.best_state, self.bad_epochs, self.last_good = (
+            st["best_state"],
+            st["bad_epochs"],
+            st["model"],
+        )
         torch.set_rng_state(st["rng"])
         reporter.log(f"resuming training after epoch {self.epoch} from {path}")
         return self.epoch
@@ -309,10 +366,19 @@ def _setup(loop: _Loop) -> None:
     loop.last_good = _cpu_state(loop.model)
 
 
-def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig, *, loss_fn: LossFn | None = None,
-        workdir: Path | None = None, reporter: Reporter = NULL, device: torch.device | None = None,
-        seed: int = 0, resume_dir: Path | None = None,
-        callbacks: Sequence[EpochCallback] = ()) -> FitResult:
+def fit(
+    model: nn.Module,
+    data: DataBundle,
+    cfg: TrainConfig,
+    *,
+    loss_fn: LossFn | None = None,
+    workdir: Path | None = None,
+    reporter: Reporter = NULL,
+    device: torch.device | None = None,
+    seed: int = 0,
+    resume_dir: Path | None = None,
+    callbacks: Sequence[EpochCallback] = (),
+) -> FitResult:
     """Train ``model`` on ``data.train``, validating on ``data.val`` after every epoch.
 
     Args:
@@ -335,37 +401,58 @@ def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig, *, loss_fn: LossFn
     torch.manual_seed(seed)
     model.to(device)
     grads = [p.requires_grad for p in model.parameters()]
-    loop = _Loop(model, data, cfg, loss_fn or cross_entropy(cfg.label_smoothing), device, seed,
-                 workdir, resume_dir)
+    loop = _Loop(
+        model,
+        data,
+        cfg,
+        loss_fn or cross_entropy(cfg.label_smoothing),
+        device,
+        seed,
+        workdir,
+        resume_dir,
+    )
     _setup(loop)
     res = FitResult(model, resumed_at_epoch=loop.try_resume(reporter))
     log = MetricsLog(workdir if dist.is_main() else None, cfg.tensorboard)
-    undo_dropout = override_dropout(model, cfg.dropout) if cfg.dropout is not None else (lambda: None)
+    undo_overrides = training_overrides(model, cfg.dropout, cfg.bn_momentum)
     det = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(cfg.deterministic or det, warn_only=True)
     try:
         log.write(loop.history)
         res.stopped_early = _run_epochs(loop, log, reporter, [*callbacks, *EPOCH_HOOKS])
     finally:
-        undo_dropout()
+        undo_overrides()
         torch.use_deterministic_algorithms(det, warn_only=True)
         log.close()
     for p, flag in zip(model.parameters(), grads, strict=True):
         p.requires_grad_(flag)
+    _finish(loop, res)
+    return res
+
+
+def _finish(loop: _Loop, res: FitResult) -> None:
+    """Best weights back, best/test figures into ``res``, resume state removed."""
+    cfg, model = loop.cfg, loop.model
     if cfg.restore_best and loop.best_state is not None:
         model.load_state_dict(loop.best_state)
     res.history = loop.history
     last = next((h for h in loop.history if h["epoch"] == loop.best_epoch), {})
-    res.best = {"epoch": loop.best_epoch, "monitor": cfg.monitor, "value": loop.best_value,
-                **{k: last.get(k) for k in ("val_top1", "val_top5", "val_macro_f1", "val_loss")}}
-    if cfg.eval_test and len(data.test):
-        res.test = {k: v for k, v in evaluate_split(model, data, "test", device).items()}
-    if resume_dir is not None and dist.is_main():
-        (resume_dir / RESUME_FILE).unlink(missing_ok=True)
-    return res
+    keys = ("val_top1", "val_top5", "val_macro_f1", "val_loss")
+    res.best = {
+        "epoch": loop.best_epoch,
+        "monitor": cfg.monitor,
+        "value": loop.best_value,
+        **{k: last.get(k) for k in keys},
+    }
+    if cfg.eval_test and len(loop.data.test):
+        res.test = evaluate_split(model, loop.data, "test", loop.device)
+    if loop.resume_dir is not None and dist.is_main():
+        (loop.resume_dir / RESUME_FILE).unlink(missing_ok=True)
 
 
-def _run_epochs(loop: _Loop, log: MetricsLog, reporter: Reporter, hooks: list[EpochCallback]) -> bool:
+def _run_epochs(
+    loop: _Loop, log: MetricsLog, reporter: Reporter, hooks: list[EpochCallback]
+) -> bool:
     cfg = loop.cfg
     with reporter.task("train", cfg.epochs) as advance:
         advance(loop.epoch)
@@ -381,7 +468,9 @@ def _run_epochs(loop: _Loop, log: MetricsLog, reporter: Reporter, hooks: list[Ep
             for cb in hooks:
                 cb(rec)
             if stop:
-                reporter.log(f"early stop after epoch {loop.epoch}: {cfg.monitor} did not improve for "
-                             f"{cfg.early_stopping.patience} epochs (best epoch {loop.best_epoch})")
+                reporter.log(
+                    f"early stop after epoch {loop.epoch}: {cfg.monitor} did not improve for "
+                    f"{cfg.early_stopping.patience} epochs (best epoch {loop.best_epoch})"
+                )
                 return True
     return False

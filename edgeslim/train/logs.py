@@ -38,7 +38,9 @@ class MetricsLog:
     def write(self, history: list[dict[str, Any]]) -> None:
         if self.folder is None or not history:
             return
-        atomic_write_text(self.folder / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+        atomic_write_text(
+            self.folder / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history)
+        )
         cols = list(dict.fromkeys(k for r in history for k in _scalars(r)))
         out = io.StringIO()
         w = csv.DictWriter(out, fieldnames=cols, extrasaction="ignore")
@@ -58,7 +60,7 @@ class MetricsLog:
                 self._tb_wanted = False
                 return
             self._tb = SummaryWriter(str(self.folder / "tensorboard"))
-        for rec in history[self._tb_logged:]:
+        for rec in history[self._tb_logged :]:
             for k, v in _scalars(rec).items():
                 if k != "epoch":
                     self._tb.add_scalar(k.replace("_", "/", 1), v, rec["epoch"])

@@ -49,22 +49,39 @@ def param_groups(model: nn.Module, spec: OptimizerSpec) -> list[dict[str, Any]]:
     out = []
     for (is_head, decay), params in sorted(groups.items()):
         lr = spec.lr if is_head else spec.lr * spec.backbone_lr_mult
-        out.append({"params": params, "lr": lr, "base_lr": lr, "group": "head" if is_head else "backbone",
-                    "weight_decay": spec.weight_decay if decay else 0.0})
+        out.append(
+            {
+                "params": params,
+                "lr": lr,
+                "base_lr": lr,
+                "group": "head" if is_head else "backbone",
+                "weight_decay": spec.weight_decay if decay else 0.0,
+            }
+        )
     return out
 
 
-def make_optimizer(model: nn.Module, spec: OptimizerSpec) -> torch.optim.Optimizer:
-    """Build the optimizer named in ``spec`` over ``model``'s parameter groups."""
+def make_optimizer(model: nn.Module, spec: OptimizerSpec | Any) -> torch.optim.Optimizer:
+    """Build the optimizer named in ``spec`` over ``model``'s parameter groups.
+
+    ``spec`` may also be a whole TrainConfig (its ``optimizer`` is used).
+    """
+    spec = getattr(spec, "optimizer", spec)
     n, m = spec.name, spec.momentum
     if n == "lbfgs":
         # L-BFGS keeps one flat parameter vector: no per-group lr or decay.
         if spec.backbone_lr_mult != 1.0 or spec.weight_decay:
-            raise InputError("optimizer lbfgs supports neither backbone_lr_mult nor weight_decay "
-                             f"(given {spec.backbone_lr_mult}, {spec.weight_decay}); set them to 1.0 and 0")
-        opt = torch.optim.LBFGS(list(model.parameters()), lr=spec.lr, max_iter=spec.max_iter,
-                                history_size=spec.history_size,
-                                line_search_fn=None if spec.line_search == "none" else spec.line_search)
+            raise InputError(
+                "optimizer lbfgs supports neither backbone_lr_mult nor weight_decay "
+                f"(given {spec.backbone_lr_mult}, {spec.weight_decay}); set them to 1.0 and 0"
+            )
+        opt = torch.optim.LBFGS(
+            list(model.parameters()),
+            lr=spec.lr,
+            max_iter=spec.max_iter,
+            history_size=spec.history_size,
+            line_search_fn=None if spec.line_search == "none" else spec.line_search,
+        )
         for g in opt.param_groups:
             g["base_lr"], g["group"] = spec.lr, "all"
         return opt
@@ -72,7 +89,9 @@ def make_optimizer(model: nn.Module, spec: OptimizerSpec) -> torch.optim.Optimiz
     if n in ("sgd", "momentum", "nesterov"):
         mom = m if m is not None else (0.0 if n == "sgd" else 0.9)
         if n == "nesterov" and mom == 0:
-            raise InputError("optimizer nesterov needs momentum > 0; given 0; set optimizer.momentum: 0.9")
+            raise InputError(
+                "optimizer nesterov needs momentum > 0; given 0; set optimizer.momentum: 0.9"
+            )
         return torch.optim.SGD(groups, lr=spec.lr, momentum=mom, nesterov=n == "nesterov")
     if n == "adam":
         return torch.optim.Adam(groups, lr=spec.lr, betas=spec.betas, eps=spec.eps)
@@ -90,8 +109,14 @@ def make_optimizer(model: nn.Module, spec: OptimizerSpec) -> torch.optim.Optimiz
 class Schedule:
     """Sets every group's lr to ``base_lr x multiplier(step)`` before each optimizer step."""
 
-    def __init__(self, opt: torch.optim.Optimizer, spec: ScheduleSpec, steps_per_epoch: int,
-                 total_steps: int, maximize: bool = True):
+    def __init__(
+        self,
+        opt: torch.optim.Optimizer,
+        spec: ScheduleSpec,
+        steps_per_epoch: int,
+        total_steps: int,
+        maximize: bool = True,
+    ):
         self.opt, self.spec, self.maximize = opt, spec, maximize
         self.spe, self.total = max(steps_per_epoch, 1), max(total_steps, 1)
         self.plateau_scale, self.best, self.bad = 1.0, None, 0
@@ -144,7 +169,11 @@ class Schedule:
         return {"plateau_scale": self.plateau_scale, "best": self.best, "bad": self.bad}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.plateau_scale, self.best, self.bad = state["plateau_scale"], state["best"], state["bad"]
+        self.plateau_scale, self.best, self.bad = (
+            state["plateau_scale"],
+            state["best"],
+            state["bad"],
+        )
 
 
 def _onecycle(k: int, span: int, s: ScheduleSpec) -> float:

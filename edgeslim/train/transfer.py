@@ -44,7 +44,7 @@ def set_frozen(model: nn.Module, spec: FreezeSpec, epoch: int) -> list[str]:
     """Freeze/unfreeze backbone groups for ``epoch``; returns the names of frozen groups."""
     groups = layer_groups(model)
     n_train = trainable_groups(len(groups), epoch, spec)
-    frozen = groups[:len(groups) - n_train]
+    frozen = groups[: len(groups) - n_train]
     for _, mod in groups:
         mod.requires_grad_(True)
     for _, mod in frozen:
@@ -95,3 +95,24 @@ def override_dropout(model: nn.Module, p: float) -> Callable[[], None]:
 
     handle = head.register_forward_pre_hook(hook)
     return handle.remove
+
+
+def training_overrides(
+    model: nn.Module, dropout: float | None, bn_momentum: float | None
+) -> Callable[[], None]:
+    """Apply the train-time-only settings (dropout p, BN momentum); returns their undo."""
+    undos = []
+    if dropout is not None:
+        undos.append(override_dropout(model, dropout))
+    if bn_momentum is not None:
+        bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        old = [m.momentum for m in bns]
+        for m in bns:
+            m.momentum = bn_momentum
+
+        def undo_bn() -> None:
+            for m, v in zip(bns, old, strict=True):
+                m.momentum = v
+
+        undos.append(undo_bn)
+    return lambda: [u() for u in reversed(undos)] and None

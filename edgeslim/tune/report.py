@@ -18,12 +18,22 @@ from edgeslim.tune.space import SearchSpec, apply_params
 def trials_rows(study: Any) -> list[dict[str, Any]]:
     rows = []
     for t in study.get_trials(deepcopy=False):
-        dur = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
-        rows.append({"number": t.number, "state": t.state.name, "value": t.value,
-                     "duration_s": round(dur, 2) if dur is not None else None,
-                     **{f"param_{k}": v for k, v in t.params.items()},
-                     "last_epoch": max(t.intermediate_values, default=None),
-                     "test_accuracy": t.user_attrs.get("test_accuracy")})
+        dur = (
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            if t.datetime_complete and t.datetime_start
+            else None
+        )
+        rows.append(
+            {
+                "number": t.number,
+                "state": t.state.name,
+                "value": t.value,
+                "duration_s": round(dur, 2) if dur is not None else None,
+                **{f"param_{k}": v for k, v in t.params.items()},
+                "last_epoch": max(t.intermediate_values, default=None),
+                "test_accuracy": t.user_attrs.get("test_accuracy"),
+            }
+        )
     return rows
 
 
@@ -45,8 +55,10 @@ def plots(study: Any, tune_dir: Path) -> tuple[list[str], list[str]]:
     from optuna.visualization import matplotlib as ovm
 
     written, notes = [], []
-    for name, fn in (("optimization_history", ovm.plot_optimization_history),
-                     ("param_importances", ovm.plot_param_importances)):
+    for name, fn in (
+        ("optimization_history", ovm.plot_optimization_history),
+        ("param_importances", ovm.plot_param_importances),
+    ):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # optuna marks its matplotlib plots experimental
@@ -64,26 +76,51 @@ def plots(study: Any, tune_dir: Path) -> tuple[list[str], list[str]]:
     return written, notes
 
 
-def write_outputs(study: Any, raw: dict[str, Any], idx: int, spec: SearchSpec, tune_dir: Path,
-                  url: str, reporter: Reporter) -> dict[str, Any]:
+def write_outputs(
+    study: Any,
+    raw: dict[str, Any],
+    idx: int,
+    spec: SearchSpec,
+    tune_dir: Path,
+    url: str,
+    reporter: Reporter,
+) -> dict[str, Any]:
     from optuna.trial import TrialState
 
     rows = trials_rows(study)
     atomic_write_text(tune_dir / "trials.csv", _csv(rows))
     states = [r["state"] for r in rows]
     summary: dict[str, Any] = {
-        "study": study.study_name, "storage": url, "direction": spec.direction, "metric": spec.metric,
-        "sampler": spec.sampler, "pruner": spec.pruner, "n_trials": len(rows),
-        "n_complete": states.count("COMPLETE"), "n_pruned": states.count("PRUNED"),
-        "n_failed": states.count("FAIL"), "trials_csv": str(tune_dir / "trials.csv")}
+        "study": study.study_name,
+        "storage": url,
+        "direction": spec.direction,
+        "metric": spec.metric,
+        "sampler": spec.sampler,
+        "pruner": spec.pruner,
+        "n_trials": len(rows),
+        "n_complete": states.count("COMPLETE"),
+        "n_pruned": states.count("PRUNED"),
+        "n_failed": states.count("FAIL"),
+        "trials_csv": str(tune_dir / "trials.csv"),
+    }
     if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         best = study.best_trial
         best_raw = apply_params(raw, idx, best.params, spec)
-        header = (f"# written by `edgeslim tune`: study '{study.study_name}', best trial #{best.number}, "
-                  f"{spec.metric} = {best.value:.6g}\n# parameters: {best.params}\n")
-        path = atomic_write_text(tune_dir / "best-recipe.yaml", header + yaml.safe_dump(best_raw, sort_keys=False))
-        summary.update({"best_trial": best.number, "best_value": best.value, "best_params": best.params,
-                        "best_recipe": str(path)})
+        header = (
+            f"# written by `edgeslim tune`: study '{study.study_name}', best trial #{best.number}, "
+            f"{spec.metric} = {best.value:.6g}\n# parameters: {best.params}\n"
+        )
+        path = atomic_write_text(
+            tune_dir / "best-recipe.yaml", header + yaml.safe_dump(best_raw, sort_keys=False)
+        )
+        summary.update(
+            {
+                "best_trial": best.number,
+                "best_value": best.value,
+                "best_params": best.params,
+                "best_recipe": str(path),
+            }
+        )
     summary["plots"], summary["plot_notes"] = plots(study, tune_dir) if rows else ([], [])
     atomic_write_json(tune_dir / "summary.json", summary)
     _print_table(rows, summary, reporter)
@@ -96,10 +133,14 @@ def _print_table(rows: list[dict[str, Any]], summary: dict[str, Any], reporter: 
     from rich.table import Table
 
     cols = list(dict.fromkeys(k for r in rows for k in r))
-    t = Table(title=f"study {summary['study']}: {summary['n_complete']} complete, "
-                    f"{summary['n_pruned']} pruned, {summary['n_failed']} failed")
+    t = Table(
+        title=f"study {summary['study']}: {summary['n_complete']} complete, "
+        f"{summary['n_pruned']} pruned, {summary['n_failed']} failed"
+    )
     for c in cols:
         t.add_column(c.removeprefix("param_"), justify="right")
     for r in rows:
-        t.add_row(*[f"{r.get(c):.4g}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols])
+        t.add_row(
+            *[f"{r.get(c):.4g}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols]
+        )
     reporter.console.print(t)

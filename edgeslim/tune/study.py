@@ -21,7 +21,7 @@ from edgeslim.tune.space import ParamSpec, SearchSpec, apply_params, parse_searc
 
 
 class _Pruned(Exception):
-    """Raised from the epoch hook; the pipeline wraps it, the objective turns it into TrialPruned."""
+    """Raised from the epoch hook; the pipeline wraps it, the objective makes it TrialPruned."""
 
 
 def default_storage(tune_dir: Path) -> str:
@@ -35,15 +35,23 @@ def make_sampler(optuna: Any, spec: SearchSpec, seed: int, n_done: int) -> Any:
         return optuna.samplers.GridSampler(grid_space(spec), seed=seed)
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed + n_done)
-    startup = spec.startup_trials if spec.startup_trials is not None else min(10, max(3, spec.trials // 3))
-    return optuna.samplers.TPESampler(seed=seed + n_done, n_startup_trials=startup, multivariate=True)
+    startup = (
+        spec.startup_trials
+        if spec.startup_trials is not None
+        else min(10, max(3, spec.trials // 3))
+    )
+    return optuna.samplers.TPESampler(
+        seed=seed + n_done, n_startup_trials=startup, multivariate=True
+    )
 
 
 def make_pruner(optuna: Any, spec: SearchSpec, max_epochs: int) -> Any:
     if spec.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
     if spec.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(max_epochs, 2), reduction_factor=3)
+        return optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource=max(max_epochs, 2), reduction_factor=3
+        )
     return optuna.pruners.NopPruner()
 
 
@@ -58,7 +66,9 @@ def grid_space(spec: SearchSpec) -> dict[str, list[Any]]:
             out[name] = list(p.choices or [])
         else:
             pts = (np.geomspace if p.log else np.linspace)(p.low, p.high, spec.grid_points)
-            out[name] = sorted({int(round(v)) for v in pts}) if p.type == "int" else [float(v) for v in pts]
+            out[name] = (
+                sorted({int(round(v)) for v in pts}) if p.type == "int" else [float(v) for v in pts]
+            )
     return out
 
 
@@ -70,7 +80,9 @@ def suggest(trial: Any, name: str, p: ParamSpec) -> Any:
     return trial.suggest_float(name, float(p.low), float(p.high), step=p.step, log=p.log)
 
 
-def open_study(optuna: Any, spec: SearchSpec, name: str, storage_url: str, seed: int, max_epochs: int) -> Any:
+def open_study(
+    optuna: Any, spec: SearchSpec, name: str, storage_url: str, seed: int, max_epochs: int
+) -> Any:
     import warnings
 
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -81,16 +93,28 @@ def open_study(optuna: Any, spec: SearchSpec, name: str, storage_url: str, seed:
         # experimental in optuna; its warnings are noise for our users.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            storage = RDBStorage(storage_url, heartbeat_interval=10, grace_period=30,
-                                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+            storage = RDBStorage(
+                storage_url,
+                heartbeat_interval=10,
+                grace_period=30,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+            )
     except Exception as exc:  # noqa: BLE001 - any driver/URL failure is a user input problem
-        raise InputError(f"cannot open Optuna storage '{storage_url}' ({str(exc).splitlines()[0][:160]}); "
-                         "give an RDB URL such as sqlite:///path/study.db or "
-                         "postgresql://user:pass@host/db (needs psycopg2)") from exc
-    probe = optuna.create_study(study_name=name, storage=storage, direction=spec.direction, load_if_exists=True)
+        raise InputError(
+            f"cannot open Optuna storage '{storage_url}' ({str(exc).splitlines()[0][:160]}); "
+            "give an RDB URL such as sqlite:///path/study.db or "
+            "postgresql://user:pass@host/db (needs psycopg2)"
+        ) from exc
+    probe = optuna.create_study(
+        study_name=name, storage=storage, direction=spec.direction, load_if_exists=True
+    )
     done = len(probe.get_trials(deepcopy=False))
-    return optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(optuna, spec, seed, done),
-                             pruner=make_pruner(optuna, spec, max_epochs))
+    return optuna.load_study(
+        study_name=name,
+        storage=storage,
+        sampler=make_sampler(optuna, spec, seed, done),
+        pruner=make_pruner(optuna, spec, max_epochs),
+    )
 
 
 def finished(study: Any) -> int:
@@ -102,8 +126,16 @@ def finished(study: Any) -> int:
 class _Runner:
     """Runs one trial of the recipe prefix and returns the tuned stage's metric."""
 
-    def __init__(self, raw: dict[str, Any], idx: int, spec: SearchSpec, tune_dir: Path, reporter: Reporter):
-        self.raw, self.idx, self.spec, self.tune_dir, self.reporter = raw, idx, spec, tune_dir, reporter
+    def __init__(
+        self, raw: dict[str, Any], idx: int, spec: SearchSpec, tune_dir: Path, reporter: Reporter
+    ):
+        self.raw, self.idx, self.spec, self.tune_dir, self.reporter = (
+            raw,
+            idx,
+            spec,
+            tune_dir,
+            reporter,
+        )
         metric = spec.metric
         self.epoch_metric = metric[5:] if metric.startswith("best_val_") else "val_top1"
         self.base_dirs: list[Path] = []
@@ -113,8 +145,12 @@ class _Runner:
 
         r = apply_params(self.raw, self.idx, values, self.spec)
         r["stages"] = r["stages"][:n_stages]
-        r["run"] = {**(r.get("run") or {}), "output_dir": str(out), "name": name,
-                    "latency_iters": 5}  # trials are compared on accuracy; latency is the final run's job
+        r["run"] = {
+            **(r.get("run") or {}),
+            "output_dir": str(out),
+            "name": name,
+            "latency_iters": 5,
+        }  # trials are compared on accuracy; latency is the final run's job
         return parse_recipe(r, f"trial {name}")
 
     def run_base(self) -> None:
@@ -135,12 +171,18 @@ class _Runner:
 
         values = {n: suggest(trial, n, p) for n, p in self.spec.params.items()}
         # One folder per study: several studies may share a run folder (sampler comparisons).
-        recipe = self._recipe(values, self.tune_dir / "trials" / trial.study.study_name,
-                              f"trial-{trial.number:04d}", self.idx + 1)
+        recipe = self._recipe(
+            values,
+            self.tune_dir / "trials" / trial.study.study_name,
+            f"trial-{trial.number:04d}",
+            self.idx + 1,
+        )
         run_dir = recipe.run_dir()
         run_dir.mkdir(parents=True, exist_ok=True)
-        if not any(self.spec.params[n].path and self.spec.params[n].path.startswith(("data.", "model."))
-                   for n in values):
+        if not any(
+            self.spec.params[n].path and self.spec.params[n].path.startswith(("data.", "model."))
+            for n in values
+        ):
             for d in self.base_dirs:
                 link = run_dir / d.name
                 if not link.exists():
@@ -167,17 +209,26 @@ class _Runner:
         metrics = res.stages[-1].metrics
         if self.spec.metric not in metrics or metrics[self.spec.metric] is None:
             valid = sorted(k for k, v in metrics.items() if isinstance(v, (int, float)))
-            raise InputError(f"search.metric '{self.spec.metric}' is not a metric of stage "
-                             f"'{res.stages[-1].name}'; valid: {', '.join(valid)}")
+            raise InputError(
+                f"search.metric '{self.spec.metric}' is not a metric of stage "
+                f"'{res.stages[-1].name}'; valid: {', '.join(valid)}"
+            )
         trial.set_user_attr("run_dir", str(run_dir))
         if "test_accuracy" in metrics:
             trial.set_user_attr("test_accuracy", metrics["test_accuracy"])
         return float(metrics[self.spec.metric])
 
 
-def tune(recipe_path: str | Path, *, trials: int | None = None, sampler: str | None = None,
-         storage: str | None = None, study_name: str | None = None, pruner: str | None = None,
-         reporter: Reporter = NULL) -> dict[str, Any]:
+def tune(
+    recipe_path: str | Path,
+    *,
+    trials: int | None = None,
+    sampler: str | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    pruner: str | None = None,
+    reporter: Reporter = NULL,
+) -> dict[str, Any]:
     """Run (or continue) the study of ``recipe_path`` until it has ``trials`` finished trials.
 
     Returns a summary dict (also written to ``<run>/tune/summary.json``).
@@ -190,15 +241,26 @@ def tune(recipe_path: str | Path, *, trials: int | None = None, sampler: str | N
     recipe = load_recipe(recipe_path)
     raw = yaml.safe_load(Path(recipe_path).read_text())
     spec, idx = parse_search(raw, str(recipe_path))
-    over = {k: v for k, v in {"trials": trials, "sampler": sampler, "storage": storage, "study": study_name,
-                              "pruner": pruner}.items() if v is not None}
+    over = {
+        k: v
+        for k, v in {
+            "trials": trials,
+            "sampler": sampler,
+            "storage": storage,
+            "study": study_name,
+            "pruner": pruner,
+        }.items()
+        if v is not None
+    }
     spec = SearchSpec.model_validate({**spec.model_dump(), **over})
     tune_dir = recipe.run_dir() / "tune"
     tune_dir.mkdir(parents=True, exist_ok=True)
     url = spec.storage or default_storage(tune_dir)
     name = spec.study or recipe.run.name
     max_epochs = int(getattr(getattr(recipe.stages[idx], "train", None), "epochs", 1) or 1)
-    study = open_study(optuna, spec, name, url, spec.seed if spec.seed is not None else recipe.run.seed, max_epochs)
+    study = open_study(
+        optuna, spec, name, url, spec.seed if spec.seed is not None else recipe.run.seed, max_epochs
+    )
     done = finished(study)
     todo = max(spec.trials - done, 0)
     reporter.log(f"study '{name}' in {url}: {done} finished trial(s); running {todo} more")
@@ -206,6 +268,7 @@ def tune(recipe_path: str | Path, *, trials: int | None = None, sampler: str | N
     if todo:
         runner.run_base()
         with reporter.task("trials", todo) as advance:
+
             def after(study: Any, trial: Any) -> None:
                 advance(1, info=f"#{trial.number} {trial.state.name.lower()} {trial.value}")
 

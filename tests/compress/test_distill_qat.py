@@ -76,3 +76,32 @@ def test_qat_model_reloads_and_exports_qdq_that_onnxruntime_runs(tmp_path):
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     out = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
     assert np.mean(out.argmax(1) == q(x).argmax(1).numpy()) >= 0.9
+
+
+def test_distill_ensemble_into_registry_student(write_recipe, cli, tmp_path):
+    stages = [
+        {"stage": "finetune", "train": {"epochs": 3, "batch_size": 16, "optimizer": {"lr": 0.003}}},
+        {
+            "stage": "distill",
+            "teacher": ["finetune", "current"],
+            "student": {"kind": "model", "source": "test_mlp", "kwargs": {"image_size": 16}},
+            "train": {"epochs": 2, "batch_size": 16},
+        },
+    ]
+    path = write_recipe(stages, model={"source": "tinycnn", "kwargs": {"width": 8, "depth": 2}})
+    code, _, err = cli("run", path, "--quiet")
+    assert code == 0, err
+    m = json.loads((tmp_path / "runs" / "t" / "run.json").read_text())["stages"][1]["metrics"]
+    assert m["teachers"] == ["finetune", "current"] and m["student_kind"] == "model"
+    assert m["test_accuracy"] > 0.25  # 4 classes
+
+
+def test_distill_unknown_teacher_names_the_valid_ones(write_recipe, cli):
+    stages = [
+        {"stage": "finetune", "train": {"epochs": 1}},
+        {"stage": "distill", "teacher": "finetun", "train": {"epochs": 1}},
+    ]
+    path = write_recipe(stages, model={"source": "tinycnn", "kwargs": {"width": 8, "depth": 2}})
+    code, _, err = cli("run", path, "--quiet")
+    assert code == 2
+    assert "teacher 'finetun' is not an earlier stage" in err and "finetune" in err

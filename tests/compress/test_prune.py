@@ -125,3 +125,18 @@ def test_sparse_pretraining_shrinks_channel_norms(tiny_data):
         group_lasso(model, {"fc"}).backward()
         opt.step()
     assert float(group_lasso(model, {"fc"}).detach()) < 0.5 * before
+
+
+def test_prune_stage_on_custom_op_model_exits_2_naming_the_layer(write_recipe, cli):
+    from edgeslim.models.registry import list_models, register_model
+
+    if "compress_test_custom_net" not in list_models():
+        register_model("compress_test_custom_net")(lambda num_classes=4, in_chans=3: _custom_net())
+    stages = [{"stage": "finetune", "train": {"epochs": 0}}, {"stage": "prune"}]
+    code, _, err = cli(
+        "run",
+        write_recipe(stages, model={"source": "compress_test_custom_net", "kwargs": {}}),
+        "--quiet",
+    )
+    assert code == 2, err
+    assert "layer '2' is a custom op (Shuffle)" in err

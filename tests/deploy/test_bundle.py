@@ -163,7 +163,7 @@ def test_no_inference_library_exits_2(bundle):
     assert r.returncode == 2 and "neither onnxruntime nor tensorrt" in r.stderr
 
 
-def test_tensorrt_target_writes_trtexec_profile(run_dir, tmp_path, cli):
+def test_tensorrt_target_writes_trtexec_profile(run_dir, bundle, tmp_path, cli):
     code, out, err = cli(
         "deploy",
         run_dir,
@@ -193,6 +193,12 @@ def test_tensorrt_target_writes_trtexec_profile(run_dir, tmp_path, cli):
         and not (tmp_path / "j.tar.gz").exists()
     )
     assert "images/" not in " ".join(man["files"])
+    # no engine built yet (and no tensorrt here): the same ONNX runs in onnxruntime, with a note
+    r = _runner(tmp_path / "j", "eval", "--images", str(bundle / "images"))
+    assert r.returncode == 0 and "no usable TensorRT engine" in r.stderr, r.stderr
+    assert json.loads(r.stdout)["backend"] == "onnxruntime"
+    r = _runner(tmp_path / "j", "bench", "--backend", "tensorrt")
+    assert r.returncode == 2 and ("tensorrt" in r.stderr or "model.engine" in r.stderr)
 
 
 def test_refusals_name_the_reason(run_dir, tmp_path, cli):

@@ -201,3 +201,18 @@ def test_export_stage_finalizes_a_newer_qdq_model(tiny_data_spec, tmp_path):
     meta = read_metadata(out.onnx)
     assert meta["edgeslim.precision"] == "int8" and meta["edgeslim.class_names"] == data.class_names
     assert json.loads((work / "parity.json").read_text())["kind"] == "quantized"
+
+
+@pytest.mark.filterwarnings("ignore:dynamo exporter failed")
+def test_cli_export_gate_failure_keeps_the_file_as_failed(cli, tmp_path):
+    from edgeslim.models.registry import _BUILDERS, register_model
+
+    if "drift_test_net" not in _BUILDERS:
+        register_model("drift_test_net")(DataDependent)
+    out = tmp_path / "d.onnx"
+    code, _, err = cli(
+        "export", "drift_test_net", "--input-size", "16", "--out", out, "--samples", "8"
+    )
+    assert code == 1 and "parity gate failed" in err and "d.onnx.failed" in err
+    assert not out.exists() and (tmp_path / "d.onnx.failed").is_file()
+    assert json.loads((tmp_path / "d.onnx.parity.json").read_text())["passed"] is False

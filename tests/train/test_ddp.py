@@ -10,12 +10,36 @@ import torch
 
 @pytest.mark.slow
 def test_torchrun_two_ranks_identical_weights(write_recipe, tmp_path, python):
-    recipe = write_recipe(stages=[{"stage": "finetune", "train": {
-        "epochs": 3, "batch_size": 8, "tensorboard": False, "optimizer": {"name": "adamw", "lr": 0.01}}}],
-        name="ddp")
-    out = subprocess.run([python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          "-m", "edgeslim.train.ddp", str(recipe), "-q"],
-                         capture_output=True, text=True, timeout=300)
+    recipe = write_recipe(
+        stages=[
+            {
+                "stage": "finetune",
+                "train": {
+                    "epochs": 3,
+                    "batch_size": 8,
+                    "tensorboard": False,
+                    "optimizer": {"name": "adamw", "lr": 0.01},
+                },
+            }
+        ],
+        name="ddp",
+    )
+    out = subprocess.run(
+        [
+            python,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "edgeslim.train.ddp",
+            str(recipe),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     from edgeslim.models.serialize import load_model
 

@@ -26,7 +26,13 @@ def _cnn(num_classes: int = 4) -> nn.Module:
 
 
 def _cfg(**kw) -> TrainConfig:
-    base = {"epochs": 2, "batch_size": 16, "max_steps_per_epoch": 3, "tensorboard": False, "eval_test": False}
+    base = {
+        "epochs": 2,
+        "batch_size": 16,
+        "max_steps_per_epoch": 3,
+        "tensorboard": False,
+        "eval_test": False,
+    }
     return TrainConfig.model_validate({**base, **kw})
 
 
@@ -45,9 +51,19 @@ def _flat(model: nn.Module) -> torch.Tensor:
 def test_every_optimizer_trains(name, tiny_data):
     model = _demo_model()
     before = _flat(model).clone()
-    lr = {"adadelta": 1.0, "lbfgs": 0.5, "sgd": 0.05, "momentum": 0.05, "nesterov": 0.05}.get(name, 0.01)
-    res = fit(model, tiny_data, _cfg(epochs=1, max_steps_per_epoch=2, restore_best=False,
-                                     optimizer={"name": name, "lr": lr, "max_iter": 2}))
+    lr = {"adadelta": 1.0, "lbfgs": 0.5, "sgd": 0.05, "momentum": 0.05, "nesterov": 0.05}.get(
+        name, 0.01
+    )
+    res = fit(
+        model,
+        tiny_data,
+        _cfg(
+            epochs=1,
+            max_steps_per_epoch=2,
+            restore_best=False,
+            optimizer={"name": name, "lr": lr, "max_iter": 2},
+        ),
+    )
     assert len(res.history) == 1
     assert all(math.isfinite(h["train_loss"]) for h in res.history)
     assert not torch.equal(before, _flat(model)), f"{name} did not change the weights"
@@ -55,8 +71,11 @@ def test_every_optimizer_trains(name, tiny_data):
 
 @pytest.mark.parametrize("name", SCHEDULES)
 def test_every_schedule_with_warmup(name, tiny_data):
-    cfg = _cfg(epochs=3, optimizer={"name": "sgd", "lr": 0.1},
-               schedule={"name": name, "warmup_steps": 2, "milestones": [1, 2], "cycle_epochs": 1.0})
+    cfg = _cfg(
+        epochs=3,
+        optimizer={"name": "sgd", "lr": 0.1},
+        schedule={"name": name, "warmup_steps": 2, "milestones": [1, 2], "cycle_epochs": 1.0},
+    )
     res = fit(_mlp(), tiny_data, cfg)
     lrs = [h["lr"] for h in res.history]
     assert len(lrs) == 3 and all(0 < v <= 0.1 + 1e-9 for v in lrs)
@@ -87,13 +106,18 @@ def test_schedules_match_torch():
                 sch.step()
         return out
 
-    assert ours({"name": "cosine"}, 1, 10) == pytest.approx(theirs(lambda o: ls.CosineAnnealingLR(o, 10), 10))
+    assert ours({"name": "cosine"}, 1, 10) == pytest.approx(
+        theirs(lambda o: ls.CosineAnnealingLR(o, 10), 10)
+    )
     assert ours({"name": "onecycle"}, 1, 20) == pytest.approx(
-        theirs(lambda o: ls.OneCycleLR(o, 1.0, total_steps=20), 20))
+        theirs(lambda o: ls.OneCycleLR(o, 1.0, total_steps=20), 20)
+    )
     assert ours({"name": "step", "step_size": 2, "gamma": 0.5}, 4, 24) == pytest.approx(
-        theirs(lambda o: ls.StepLR(o, 2, 0.5), 24, per_epoch=4))
+        theirs(lambda o: ls.StepLR(o, 2, 0.5), 24, per_epoch=4)
+    )
     assert ours({"name": "multistep", "milestones": [1, 3]}, 3, 15) == pytest.approx(
-        theirs(lambda o: ls.MultiStepLR(o, [1, 3]), 15, per_epoch=3))
+        theirs(lambda o: ls.MultiStepLR(o, [1, 3]), 15, per_epoch=3)
+    )
     warm = ours({"name": "constant", "warmup_steps": 4}, 1, 6)
     assert warm == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
 
@@ -115,9 +139,14 @@ def test_param_groups_discriminative_lr_and_no_decay():
     from edgeslim.train.optim import make_optimizer
 
     model = _cnn()
-    opt = make_optimizer(model, OptimizerSpec(name="adamw", lr=0.01, backbone_lr_mult=0.1, weight_decay=0.05))
+    opt = make_optimizer(
+        model, OptimizerSpec(name="adamw", lr=0.01, backbone_lr_mult=0.1, weight_decay=0.05)
+    )
     by_id = {id(p): g for g in opt.param_groups for p in g["params"]}
-    assert by_id[id(model.fc.weight)]["lr"] == 0.01 and by_id[id(model.fc.weight)]["weight_decay"] == 0.05
+    assert (
+        by_id[id(model.fc.weight)]["lr"] == 0.01
+        and by_id[id(model.fc.weight)]["weight_decay"] == 0.05
+    )
     assert by_id[id(model.fc.bias)]["weight_decay"] == 0.0
     conv, bn = model.features[0][0], model.features[0][1]
     assert by_id[id(conv.weight)]["lr"] == pytest.approx(0.001)
@@ -176,8 +205,16 @@ def test_metrics_logs_and_test_eval(tiny_data, tmp_path):
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     rec = json.loads(lines[-1])
     assert len(lines) == 2
-    for k in ("val_loss", "val_top1", "val_top5", "val_macro_f1", "val_per_class_accuracy",
-              "val_confusion_matrix", "train_loss", "lr"):
+    for k in (
+        "val_loss",
+        "val_top1",
+        "val_top5",
+        "val_macro_f1",
+        "val_per_class_accuracy",
+        "val_confusion_matrix",
+        "train_loss",
+        "lr",
+    ):
         assert k in rec
     assert len(rec["val_confusion_matrix"]) == 4
     assert (tmp_path / "metrics.csv").read_text().startswith("epoch,")
@@ -191,10 +228,22 @@ def test_grad_accumulation_matches_big_batch(tiny_data):
     a = _mlp()
     b = _mlp()
     b.load_state_dict(a.state_dict())
-    common = {"epochs": 1, "max_steps_per_epoch": 2, "optimizer": {"name": "sgd", "lr": 0.1}, "restore_best": False}
+    common = {
+        "epochs": 1,
+        "max_steps_per_epoch": 2,
+        "optimizer": {"name": "sgd", "lr": 0.1},
+        "restore_best": False,
+    }
     fit(a, tiny_data, _cfg(batch_size=8, grad_accum_steps=2, **common))
-    fit(b, tiny_data, _cfg(batch_size=16, max_steps_per_epoch=1,
-                           **{k: v for k, v in common.items() if k != "max_steps_per_epoch"}))
+    fit(
+        b,
+        tiny_data,
+        _cfg(
+            batch_size=16,
+            max_steps_per_epoch=1,
+            **{k: v for k, v in common.items() if k != "max_steps_per_epoch"},
+        ),
+    )
     assert torch.allclose(_flat(a), _flat(b), atol=1e-6)
 
 
@@ -205,8 +254,17 @@ def test_clipping_bf16_label_smoothing_dropout_mixup(tiny_data):
     old = data.batch_transform
     data.batch_transform = build_batch_transform(AugmentSpec(mixup_alpha=0.4, cutmix_alpha=1.0), 4)
     try:
-        res = fit(_cnn(), data, _cfg(grad_clip_norm=0.5, grad_clip_value=0.1, amp="bf16", label_smoothing=0.1,
-                                     dropout=0.3))
+        res = fit(
+            _cnn(),
+            data,
+            _cfg(
+                grad_clip_norm=0.5,
+                grad_clip_value=0.1,
+                amp="bf16",
+                label_smoothing=0.1,
+                dropout=0.3,
+            ),
+        )
     finally:
         data.batch_transform = old
     assert all(math.isfinite(h["train_loss"]) for h in res.history)
@@ -232,7 +290,11 @@ def test_dropout_override_without_dropout_module():
 
 
 def test_lbfgs_full_batch(tiny_data):
-    res = fit(_mlp(), tiny_data, _cfg(epochs=2, optimizer={"name": "lbfgs", "lr": 0.5, "full_batch": True}))
+    res = fit(
+        _mlp(),
+        tiny_data,
+        _cfg(epochs=2, optimizer={"name": "lbfgs", "lr": 0.5, "full_batch": True}),
+    )
     assert res.history[1]["train_loss"] < res.history[0]["train_loss"]
 
 
@@ -241,3 +303,51 @@ def test_lbfgs_full_batch(tiny_data):
 def test_cuda_amp(amp, tiny_data):
     res = fit(_cnn(), tiny_data, _cfg(amp=amp), device=torch.device("cuda"))
     assert all(math.isfinite(h["train_loss"]) for h in res.history)
+
+
+def test_pluggable_loss_sees_inputs_like_distillation(tiny_data, tmp_path):
+    """The call the compression stages make: a KD loss that runs a teacher on the batch."""
+    from edgeslim.progress import NULL
+    from edgeslim.train.optim import make_optimizer
+
+    teacher = _mlp().eval()
+    seen = {"n": 0}
+
+    def kd(logits, y, x):
+        seen["n"] += 1
+        with torch.no_grad():
+            t = teacher(x).softmax(1)
+        return nn.functional.kl_div(logits.log_softmax(1), t, reduction="batchmean")
+
+    cfg = TrainConfig(
+        epochs=1, batch_size=8, max_steps_per_epoch=2, optimizer={"name": "sgd", "lr": 0.01}
+    )
+    res = fit(
+        _mlp(),
+        tiny_data,
+        cfg,
+        loss_fn=kd,
+        workdir=tmp_path,
+        reporter=NULL,
+        device=torch.device("cpu"),
+        seed=0,
+    )
+    assert seen["n"] == 2 and res.best["val_top1"] is not None and res.model is not None
+    assert isinstance(make_optimizer(_mlp(), cfg), torch.optim.SGD)  # accepts a whole TrainConfig
+
+
+def test_prox_l1_makes_weights_sparse_and_bn_momentum_applies(tiny_data):
+    model = _cnn()
+    bn = model.features[0][1]
+    cfg = _cfg(
+        epochs=1,
+        restore_best=False,
+        prox_l1=50.0,
+        bn_momentum=0.5,
+        optimizer={"name": "sgd", "lr": 0.01, "weight_decay": 1e-4},
+    )
+    fit(model, tiny_data, cfg)
+    w = model.features[1][0].weight
+    assert float((w == 0).float().mean()) > 0.5, "soft-thresholding should zero most weights"
+    assert float((bn.bias == 0).float().mean()) < 0.5, "norm/bias params are not thresholded"
+    assert bn.momentum == 0.1, "BN momentum is restored after training"

@@ -24,8 +24,15 @@ def _model() -> nn.Module:
 
 
 def _cfg(**kw) -> TrainConfig:
-    base = {"epochs": 4, "batch_size": 16, "max_steps_per_epoch": 2, "tensorboard": False, "eval_test": False,
-            "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9}, "schedule": {"name": "cosine"}}
+    base = {
+        "epochs": 4,
+        "batch_size": 16,
+        "max_steps_per_epoch": 2,
+        "tensorboard": False,
+        "eval_test": False,
+        "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
+        "schedule": {"name": "cosine"},
+    }
     return TrainConfig.model_validate({**base, **kw})
 
 
@@ -72,7 +79,9 @@ def test_resume_after_interruption_matches_uninterrupted(tiny_data, tmp_path):
     res = fit(again, tiny_data, _cfg(), resume_dir=rdir)
     assert res.resumed_at_epoch == 2
     assert [h["epoch"] for h in res.history] == [1, 2, 3, 4]
-    assert [round(h["train_loss"], 6) for h in res.history] == [round(h["train_loss"], 6) for h in full.history]
+    assert [round(h["train_loss"], 6) for h in res.history] == [
+        round(h["train_loss"], 6) for h in full.history
+    ]
     for (k, a), b in zip(ref.state_dict().items(), again.state_dict().values(), strict=True):
         assert torch.allclose(a.float(), b.float(), atol=1e-6), k
     assert not (rdir / RESUME_FILE).exists(), "a finished fit removes its resume state"
@@ -92,12 +101,28 @@ def test_resume_ignores_state_of_other_settings(tiny_data, tmp_path):
 
 @pytest.mark.slow
 def test_pipeline_kill9_mid_training_resumes_at_epoch(write_recipe, tmp_path, python):
-    recipe = write_recipe(stages=[{"stage": "finetune", "train": {
-        "epochs": 30, "batch_size": 8, "tensorboard": False, "optimizer": {"name": "sgd", "lr": 0.01}}}],
-        model={"source": "tinycnn", "kwargs": {"width": 8, "depth": 2}}, name="k9")
+    recipe = write_recipe(
+        stages=[
+            {
+                "stage": "finetune",
+                "train": {
+                    "epochs": 30,
+                    "batch_size": 8,
+                    "tensorboard": False,
+                    "optimizer": {"name": "sgd", "lr": 0.01},
+                },
+            }
+        ],
+        model={"source": "tinycnn", "kwargs": {"width": 8, "depth": 2}},
+        name="k9",
+    )
     resume_root = tmp_path / "runs" / "k9" / ".resume"
-    proc = subprocess.Popen([python, "-m", "edgeslim", "run", str(recipe), "-q"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [python, "-m", "edgeslim", "run", str(recipe), "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 120
         while time.time() < deadline and not list(resume_root.glob(f"*/{RESUME_FILE}")):
@@ -111,8 +136,12 @@ def test_pipeline_kill9_mid_training_resumes_at_epoch(write_recipe, tmp_path, py
 
     saved_epoch = safe_torch_load(next(resume_root.glob(f"*/{RESUME_FILE}")))["epoch"]
     assert 1 <= saved_epoch < 30
-    out = subprocess.run([python, "-m", "edgeslim", "run", str(recipe), "--resume", "-q"],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [python, "-m", "edgeslim", "run", str(recipe), "--resume", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     import json
 

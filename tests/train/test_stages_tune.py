@@ -16,14 +16,34 @@ MLP = {"source": "test_mlp", "kwargs": {"image_size": 16, "hidden": 16}}
 
 
 def test_pretrain_finetune_stages_transfer_with_freeze_and_bpag(write_recipe, cli, tmp_path):
-    recipe = write_recipe(stages=[
-        {"stage": "pretrain", "data": {"source": "synthetic", "image_size": 16, "synthetic_classes": 3,
-                                       "synthetic_per_class": 30}, "train": {"epochs": 1, "tensorboard": False}},
-        {"stage": "finetune", "head_init": "xavier", "adaptive_gain": True,
-         "train": {"epochs": 2, "batch_size": 16, "freeze": {"epochs": 1}, "tensorboard": False,
-                   "optimizer": {"name": "adamw", "lr": 0.01, "backbone_lr_mult": 0.1},
-                   "schedule": {"name": "cosine", "warmup_steps": 2}}},
-    ], model={"source": "tinycnn", "kwargs": {"width": 4, "depth": 2}})
+    recipe = write_recipe(
+        stages=[
+            {
+                "stage": "pretrain",
+                "data": {
+                    "source": "synthetic",
+                    "image_size": 16,
+                    "synthetic_classes": 3,
+                    "synthetic_per_class": 30,
+                },
+                "train": {"epochs": 1, "tensorboard": False},
+            },
+            {
+                "stage": "finetune",
+                "head_init": "xavier",
+                "adaptive_gain": True,
+                "train": {
+                    "epochs": 2,
+                    "batch_size": 16,
+                    "freeze": {"epochs": 1},
+                    "tensorboard": False,
+                    "optimizer": {"name": "adamw", "lr": 0.01, "backbone_lr_mult": 0.1},
+                    "schedule": {"name": "cosine", "warmup_steps": 2},
+                },
+            },
+        ],
+        model={"source": "tinycnn", "kwargs": {"width": 4, "depth": 2}},
+    )
     code, out, err = cli("run", recipe, "-q")
     assert code == 0, err
     run = tmp_path / "runs" / "t"
@@ -31,7 +51,13 @@ def test_pretrain_finetune_stages_transfer_with_freeze_and_bpag(write_recipe, cl
     ft = rec["stages"][1]["metrics"]
     assert ft["epochs_run"] == 2 and "gain_mean" in ft and 0 <= ft["best_val_top1"] <= 1
     assert {"torch_test_top1", "torch_test_macro_f1", "best_epoch"} <= set(ft)
-    for f in ("metrics.jsonl", "metrics.csv", "fit.json", "checkpoints/best.pt", "checkpoints/last.pt"):
+    for f in (
+        "metrics.jsonl",
+        "metrics.csv",
+        "fit.json",
+        "checkpoints/best.pt",
+        "checkpoints/last.pt",
+    ):
         assert (run / "01-finetune" / f).is_file(), f
     hist = [json.loads(x) for x in (run / "01-finetune" / "metrics.jsonl").read_text().splitlines()]
     assert hist[0]["frozen_groups"] > 0 and hist[1]["frozen_groups"] == 0
@@ -41,36 +67,74 @@ def test_pretrain_finetune_stages_transfer_with_freeze_and_bpag(write_recipe, cl
 
 
 def test_bad_train_keys_are_one_line_each(write_recipe, cli):
-    recipe = write_recipe(stages=[{"stage": "finetune", "train": {
-        "optimzer": {"name": "adam"}, "schedule": {"name": "cosin"}, "amp": "fp8"}}])
+    recipe = write_recipe(
+        stages=[
+            {
+                "stage": "finetune",
+                "train": {
+                    "optimzer": {"name": "adam"},
+                    "schedule": {"name": "cosin"},
+                    "amp": "fp8",
+                },
+            }
+        ]
+    )
     code, out, err = cli("validate", recipe)
     assert code == 2
     lines = [x for x in err.splitlines() if x.startswith("error:")]
-    assert any("train.optimzer: unknown key 'optimzer' (did you mean 'optimizer'?)" in x for x in lines)
+    assert any(
+        "train.optimzer: unknown key 'optimzer' (did you mean 'optimizer'?)" in x for x in lines
+    )
     assert any("train.schedule.name" in x and "cosine" in x for x in lines)
     assert any("train.amp" in x for x in lines)
 
 
 def _tune_recipe(write_recipe, trials: int = 3, **search) -> str:
     return write_recipe(
-        stages=[{"stage": "finetune", "train": {"epochs": 2, "batch_size": 16, "tensorboard": False,
-                                                "eval_test": False}}],
-        model=MLP, name="tn",
-        search={"trials": trials, "sampler": "random", "pruner": "none",
-                "params": {"lr": {"low": 1e-3, "high": 0.1, "log": True},
-                           "optimizer": {"choices": ["adamw", "sgd"]}}, **search})
+        stages=[
+            {
+                "stage": "finetune",
+                "train": {"epochs": 2, "batch_size": 16, "tensorboard": False, "eval_test": False},
+            }
+        ],
+        model=MLP,
+        name="tn",
+        search={
+            "trials": trials,
+            "sampler": "random",
+            "pruner": "none",
+            "params": {
+                "lr": {"low": 1e-3, "high": 0.1, "log": True},
+                "optimizer": {"choices": ["adamw", "sgd"]},
+            },
+            **search,
+        },
+    )
 
 
 def test_search_block_errors_name_the_key(write_recipe, cli):
-    bad = write_recipe(stages=[{"stage": "finetune"}], name="bad", search={
-        "samplr": "tpe", "params": {"lr": {"low": 0.1, "high": 0.01}, "bogus": {"low": 1, "high": 2}}})
+    bad = write_recipe(
+        stages=[{"stage": "finetune"}],
+        name="bad",
+        search={
+            "samplr": "tpe",
+            "params": {"lr": {"low": 0.1, "high": 0.01}, "bogus": {"low": 1, "high": 2}},
+        },
+    )
     code, _, err = cli("tune", bad)
     assert code == 2
     assert "search.samplr: unknown key 'samplr' (did you mean 'sampler'?)" in err
-    bad2 = write_recipe(stages=[{"stage": "finetune"}], name="bad2", search={
-        "params": {"lr": {"low": 0.01, "high": 0.1}, "bogus": {"low": 1, "high": 2}}})
+    bad2 = write_recipe(
+        stages=[{"stage": "finetune"}],
+        name="bad2",
+        search={"params": {"lr": {"low": 0.01, "high": 0.1}, "bogus": {"low": 1, "high": 2}}},
+    )
     code, _, err = cli("tune", bad2)
-    assert code == 2 and "search.params.bogus (path train.bogus)" in err and "unknown key 'bogus'" in err
+    assert (
+        code == 2
+        and "search.params.bogus (path train.bogus)" in err
+        and "unknown key 'bogus'" in err
+    )
     none = write_recipe(stages=[{"stage": "finetune"}], name="none")
     code, _, err = cli("tune", none)
     assert code == 2 and "search: missing" in err
@@ -87,7 +151,9 @@ def test_tune_writes_outputs_and_continues_the_study(write_recipe, cli, tmp_path
     assert (tdir / "optimization_history.png").stat().st_size > 1000
     best = yaml.safe_load((tdir / "best-recipe.yaml").read_text())
     assert "search" not in best
-    assert best["stages"][0]["train"]["optimizer"]["lr"] == pytest.approx(summary["best_params"]["lr"])
+    assert best["stages"][0]["train"]["optimizer"]["lr"] == pytest.approx(
+        summary["best_params"]["lr"]
+    )
     code, _, err = cli("validate", tdir / "best-recipe.yaml")
     assert code == 0, err
     code, out, err = cli("tune", recipe, "--trials", "4", "--sampler", "tpe", "-q")
@@ -97,7 +163,9 @@ def test_tune_writes_outputs_and_continues_the_study(write_recipe, cli, tmp_path
 
 
 def test_grid_sampler_and_hyperband(write_recipe, cli, tmp_path):
-    recipe = _tune_recipe(write_recipe, trials=10, sampler="grid", pruner="hyperband", grid_points=2)
+    recipe = _tune_recipe(
+        write_recipe, trials=10, sampler="grid", pruner="hyperband", grid_points=2
+    )
     code, out, err = cli("tune", recipe, "-q")
     assert code == 0, err
     s = json.loads((tmp_path / "runs" / "tn" / "tune" / "summary.json").read_text())
@@ -118,12 +186,23 @@ def _states(db) -> dict[int, str]:
 @pytest.mark.slow
 def test_tune_kill9_and_restart_keeps_finished_trials(write_recipe, tmp_path, python):
     recipe = write_recipe(
-        stages=[{"stage": "finetune", "train": {"epochs": 3, "batch_size": 8, "tensorboard": False}}],
-        model={"source": "tinycnn", "kwargs": {"width": 8, "depth": 2}}, name="k9",
-        search={"trials": 6, "sampler": "tpe", "pruner": "none", "params": {"lr": {"low": 1e-3, "high": 0.1}}})
+        stages=[
+            {"stage": "finetune", "train": {"epochs": 3, "batch_size": 8, "tensorboard": False}}
+        ],
+        model={"source": "tinycnn", "kwargs": {"width": 8, "depth": 2}},
+        name="k9",
+        search={
+            "trials": 6,
+            "sampler": "tpe",
+            "pruner": "none",
+            "params": {"lr": {"low": 1e-3, "high": 0.1}},
+        },
+    )
     db = tmp_path / "runs" / "k9" / "tune" / "study.db"
     cmd = [python, "-m", "edgeslim", "tune", str(recipe), "-q"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         deadline = time.time() + 150
         while time.time() < deadline:
@@ -141,3 +220,18 @@ def test_tune_kill9_and_restart_keeps_finished_trials(write_recipe, tmp_path, py
     assert all(after[n] == "COMPLETE" for n in before), "a finished trial was lost"
     assert list(after.values()).count("COMPLETE") == 6
     assert "6 complete" in out.stdout
+
+
+@pytest.mark.parametrize("name", ["tune-demo.yaml", "finetune-toolbox.yaml"])
+def test_shipped_training_recipes_validate(name, cli):
+    from pathlib import Path
+
+    from edgeslim.tune.space import parse_search
+
+    path = Path(__file__).resolve().parents[2] / "recipes" / name
+    code, _, err = cli("validate", path)
+    assert code == 0, err
+    raw = yaml.safe_load(path.read_text())
+    if "search" in raw:
+        spec, idx = parse_search(raw, str(path))
+        assert raw["stages"][idx]["stage"] == "finetune" and spec.params
