@@ -18,7 +18,8 @@ from edgeslim.errors import InputError, StageError
 if TYPE_CHECKING:
     from edgeslim.data.bundle import DataBundle
 
-QUANT_OPS = ("Conv", "Gemm", "MatMul", "ConvTranspose")
+QUANT_OPS = ("Conv", "Gemm", "MatMul", "ConvTranspose")  # layers the sensitivity scan ranks
+EVAL_BATCH = 64
 
 
 @dataclass
@@ -127,11 +128,7 @@ def ort_logits(
 
     from edgeslim.measure import predict
 
-    return predict(OrtBackend(path, providers, threads), data, split, data_batch(data))
-
-
-def data_batch(data: DataBundle) -> int:
-    return 64
+    return predict(OrtBackend(path, providers, threads), data, split, EVAL_BATCH)
 
 
 def ort_latency_ms(

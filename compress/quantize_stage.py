@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from edgeslim.compress import quantize as Q
 
 if TYPE_CHECKING:
@@ -127,7 +126,6 @@ def quantize_model(
     out = ctx.workdir / "model.onnx"
     shutil.copyfile(cands[choice["chosen"]], out)
     shutil.rmtree(work)  # candidates are measured and recorded; only the chosen one ships
-    torch.set_num_threads(ctx.recipe.run.threads or torch.get_num_threads())
     return out, metrics
 
 

@@ -140,3 +140,28 @@ def test_prune_stage_on_custom_op_model_exits_2_naming_the_layer(write_recipe, c
     )
     assert code == 2, err
     assert "layer '2' is a custom op (Shuffle)" in err
+
+
+@pytest.mark.parametrize("importance", ["taylor", "bn_scale", "random"])
+def test_iterative_global_ratio_with_sparse_pretraining(write_recipe, cli, tmp_path, importance):
+    stages = [
+        {"stage": "finetune", "train": {"epochs": 1, "batch_size": 16}},
+        {
+            "stage": "prune",
+            "importance": importance,
+            "scope": "global",
+            "target": {"ratio": 0.5},
+            "steps": 2,
+            "round_to": 4,
+            "sparse": {"reg": 1e-3, "train": {"epochs": 1, "batch_size": 16}},
+            "recovery": {"train": {"epochs": 1, "batch_size": 16}},
+        },
+    ]
+    model = {"source": "tinyresnet", "kwargs": {"widths": [16, 32]}}
+    code, _, err = cli("run", write_recipe(stages, model=model), "--quiet")
+    assert code == 0, err
+    run = json.loads((tmp_path / "runs" / "t" / "run.json").read_text())
+    m = run["stages"][1]["metrics"]
+    assert [r["step"] for r in m["recovery"]] == [1, 2]
+    assert m["recovery"][1]["macs_fraction"] < m["recovery"][0]["macs_fraction"] < 1.0
+    assert (tmp_path / "runs" / "t" / "01-prune" / "recovery-2").is_dir()
