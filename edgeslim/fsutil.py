@@ -93,8 +93,8 @@ def ensure_writable_dir(path: Path) -> None:
     """Fail early, with a clear message, when the output folder cannot be written."""
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".probe-", delete=True)
-        probe.close()
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-", delete=True):
+            pass
     except OSError as exc:
         raise InputError(
             f"output directory '{path}' is not writable ({exc.strerror}); "

@@ -22,7 +22,8 @@ class ModelSpec(Config):
     """``model:`` where the starting network comes from."""
 
     source: str = Field("tinycnn", description="built-in name, torchvision:<name> or timm:<name>")
-    weights: str | None = Field(None, description="torchvision weights enum (DEFAULT, IMAGENET1K_V1), from the local cache")
+    weights: str | None = Field(
+        None, description="torchvision weights enum (DEFAULT, IMAGENET1K_V1), from the local cache")
     checkpoint: str | None = Field(None, description="local .pt/.pth state dict or .safetensors")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="extra builder arguments")
     head_init: Literal["default", "xavier", "kaiming"] = "default"
@@ -99,7 +100,8 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
     if not isinstance(raw, dict):
-        raise RecipeError([f"{source}: a recipe is a YAML mapping with keys run, model, data, stages; got {type(raw).__name__}"])
+        raise RecipeError([f"{source}: a recipe is a YAML mapping with keys run, model, data, stages; "
+                           f"got {type(raw).__name__}"])
     problems: list[str] = []
     base = {k: v for k, v in raw.items() if k != "stages"}
     try:
@@ -132,7 +134,8 @@ def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
 def _parse_stage(item: Any, i: int, source: str, problems: list[str]) -> StageConfig | None:
     where = f"{source}: stages[{i}]"
     if not isinstance(item, dict) or "stage" not in item:
-        problems.append(f"{where}: each stage is a mapping with 'stage: NAME'; valid names: {', '.join(stage_names())}")
+        problems.append(f"{where}: each stage is a mapping with 'stage: NAME'; "
+                        f"valid names: {', '.join(stage_names())}")
         return None
     name = str(item["stage"])
     if name not in stage_names():
@@ -188,7 +191,8 @@ def format_validation(exc: ValidationError, root: type[Config]) -> list[str]:
         given = err.get("input")
         if err["type"] == "extra_forbidden":
             valid = _fields_at(root, loc[:-1])
-            lines.append(f"{path}: unknown key '{loc[-1]}'{did_you_mean(loc[-1], valid)}; valid keys: {', '.join(valid)}")
+            hint = did_you_mean(loc[-1], valid)
+            lines.append(f"{path}: unknown key '{loc[-1]}'{hint}; valid keys: {', '.join(valid)}")
         elif err["type"] == "missing":
             lines.append(f"{path}: required key is missing")
         else:

@@ -106,16 +106,21 @@ def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: 
     if bad or missing or unexpected:
         parts = []
         if bad:
-            parts.append("shape mismatch " + "; ".join(bad[:3]) + (f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""))
+            more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
+            parts.append("shape mismatch " + "; ".join(bad[:3]) + more)
         if missing:
-            parts.append(f"missing keys {missing[:3]}" + (f" (+{len(missing) - 3})" if len(missing) > 3 else ""))
+            parts.append(f"missing keys {_first(missing)}")
         if unexpected:
-            parts.append(f"unexpected keys {unexpected[:3]}" + (f" (+{len(unexpected) - 3})" if len(unexpected) > 3 else ""))
+            parts.append(f"unexpected keys {_first(unexpected)}")
         raise CheckpointError(
             f"{source} does not fit the architecture {type(model).__name__}: " + ", ".join(parts)
             + "; check model.source and model.kwargs match the checkpoint"
         )
     model.load_state_dict(state, strict=True)
+
+
+def _first(keys: list[str], n: int = 3) -> str:
+    return str(keys[:n]) + (f" (+{len(keys) - n} more)" if len(keys) > n else "")
 
 
 def load_weights_into(model: nn.Module, path: str | Path, num_classes: int | None = None) -> nn.Module:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from torch import nn
-
 from edgeslim.models.edits import record_edit, set_spec
+from torch import nn
 
 if TYPE_CHECKING:
     from edgeslim.recipe import ModelSpec

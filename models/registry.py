@@ -73,6 +73,7 @@ def create_model(
             local torch hub cache only; never downloaded.
         weights_file: a local weights file (timm, or any source).
 
+    >>> import torch
     >>> m = create_model("tinycnn", num_classes=5)
     >>> m(torch.zeros(1, 3, 32, 32)).shape
     torch.Size([1, 5])
@@ -108,5 +109,3 @@ def _ensure_builtins() -> None:
     # Importing the module runs its @register_model decorators once.
     from edgeslim.models import builtins  # noqa: F401
 
-
-import torch  # noqa: E402  (used by the doctest above)

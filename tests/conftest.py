@@ -33,7 +33,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Skip marker-gated tests with a clear reason when this machine lacks what they need."""
     reasons = {
         "cuda": None if _has_cuda() else "no CUDA GPU on this machine",
-        "tensorrt": None if _has_tensorrt() else "TensorRT (pip install 'edgeslim[tensorrt]') and a CUDA GPU are needed",
+        "tensorrt": None if _has_tensorrt()
+        else "TensorRT (pip install 'edgeslim[tensorrt]') and a CUDA GPU are needed",
         "ssh": None if shutil.which("sshd") or Path("/usr/sbin/sshd").exists()
         else "OpenSSH server not installed (make test installs it: scripts/ensure-sshd.sh)",
     }

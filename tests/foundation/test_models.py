@@ -2,17 +2,16 @@
 
 import os
 import pickle
-from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
-
-from edgeslim.errors import CheckpointError, InputError
 from edgeslim.models import create_model, list_models, register_model
 from edgeslim.models.checkpoint import load_state_dict_file, load_weights_into
 from edgeslim.models.serialize import load_model, save_model
 from edgeslim.models.surgery import num_classes_of, replace_head
+from safetensors.torch import save_file
+
+from edgeslim.errors import CheckpointError, InputError
 
 
 @pytest.mark.parametrize("name", [n for n in list_models() if not n.startswith("doc_")])
@@ -102,12 +101,14 @@ def test_corrupt_and_missing_checkpoint(tmp_path):
 
 def test_shape_mismatch_names_keys(tmp_path):
     torch.save(create_model("tinycnn", width=16).state_dict(), tmp_path / "w16.pt")
-    with pytest.raises(CheckpointError, match=r"features\.0\.0\.weight: checkpoint \(16, 3, 3, 3\) vs model \(8, 3, 3, 3\)"):
+    expected = r"features\.0\.0\.weight: checkpoint \(16, 3, 3, 3\) vs model \(8, 3, 3, 3\)"
+    with pytest.raises(CheckpointError, match=expected):
         load_weights_into(create_model("tinycnn", width=8), tmp_path / "w16.pt")
 
 
 def test_save_load_roundtrip_replays_edits(tmp_path):
     from edgeslim.models.factory import model_from_spec
+
     from edgeslim.recipe import ModelSpec
 
     m = model_from_spec(ModelSpec(source="tinyresnet", kwargs={"widths": [8, 16]}), 3, 10)

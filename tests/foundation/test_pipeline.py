@@ -46,7 +46,8 @@ def test_rerun_reuses_finished_stages(write_recipe):
     mtime = model_pt.stat().st_mtime_ns
     second = run_pipeline(recipe, NULL)
     assert model_pt.stat().st_mtime_ns == mtime
-    assert [s.metrics["test_accuracy"] for s in second.stages[:2]] == [s.metrics["test_accuracy"] for s in first.stages[:2]]
+    accs = [[s.metrics["test_accuracy"] for s in r.stages[:2]] for r in (first, second)]
+    assert accs[0] == accs[1]
     # A changed setting recomputes that stage and every later one.
     changed = load_recipe(write_recipe([{**STAGES[0], "train": {"epochs": 1, "batch_size": 16}}] + STAGES[1:]))
     run_pipeline(changed, NULL)
@@ -142,7 +143,6 @@ def test_kill9_then_resume_matches_uninterrupted(write_recipe, tmp_path):
 ])
 def test_bad_checkpoint_in_recipe_writes_nothing(write_recipe, cli, tmp_path, content, fragment):
     import torch
-
     from edgeslim.models import create_model
 
     ckpt = tmp_path / "c.pt"
@@ -157,7 +157,6 @@ def test_bad_checkpoint_in_recipe_writes_nothing(write_recipe, cli, tmp_path, co
 
 def test_local_checkpoint_is_used(write_recipe, tmp_path):
     import torch
-
     from edgeslim.models import create_model
 
     src = create_model("tinycnn", num_classes=9, width=8, depth=2)
