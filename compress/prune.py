@@ -286,24 +286,10 @@ def prune_once(
     return model
 
 
-def count_macs_full(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """MACs with autograd on: under no_grad, fused attention hides from the counter."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    was = model.training
-    model.eval()
-    try:
-        with torch.enable_grad(), FlopCounterMode(display=False) as fc:
-            model(torch.zeros(1, *input_shape))
-        return int(fc.get_total_flops() // 2)
-    finally:
-        model.train(was)
-
-
 def measure(model: nn.Module, example: torch.Tensor, by: str) -> int:
-    from edgeslim.measure import count_params
+    from edgeslim.measure import count_macs, count_params
 
-    return count_macs_full(model, tuple(example.shape[1:])) if by == "macs" else count_params(model)
+    return count_macs(model, tuple(example.shape[1:])) if by == "macs" else count_params(model)
 
 
 def search_ratio(

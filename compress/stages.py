@@ -67,8 +67,8 @@ def run_distill(cfg: DistillConfig, ctx: StageContext) -> StageOutput:
     """Knowledge distillation (Hinton KD, optional feature KD) into a smaller student."""
     import torch
     from edgeslim.compress.distill import FeaturePairs, attach_adapters, detach_adapters, kd_loss
-    from edgeslim.compress.prune import count_macs_full
 
+    from edgeslim.measure import count_macs
     from edgeslim.train.engine import eval_top1, fit
 
     data = ctx.data()
@@ -98,7 +98,7 @@ def run_distill(cfg: DistillConfig, ctx: StageContext) -> StageOutput:
         feats.detach()
         detach_adapters(student)
     shape = data.input_shape
-    t_macs, s_macs = count_macs_full(teachers[0], shape), count_macs_full(student, shape)
+    t_macs, s_macs = count_macs(teachers[0], shape), count_macs(student, shape)
     return StageOutput(
         model=student,
         class_names=data.class_names,
