@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results" / "zoo_parity.json"
 
@@ -35,10 +36,21 @@ def zoo(max_params: int) -> list[dict]:
         w = tvm.get_model_weights(name).DEFAULT  # metadata only: nothing is downloaded
         size = w.transforms.keywords.get("crop_size", 224)
         if w.meta["num_params"] <= max_params:
-            rows.append(
-                {"model": name, "params": int(w.meta["num_params"]), "input_size": int(size)}
-            )
+            rows.append({"model": name, "params": int(w.meta["num_params"]), "input_size": int(size)})
     return sorted(rows, key=lambda r: r["params"])
+
+
+def _randomize_zero_weights(model: Any) -> list[str]:
+    """torchvision zero-initialises some heads (ViT): logits would be all 0 and parity vacuous."""
+    import torch
+
+    names = []
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if p.dim() >= 2 and not p.any():
+                p.normal_(0, 0.02)
+                names.append(n)
+    return names
 
 
 def one(name: str, size: int, threads: int, samples: int, out: Path) -> None:
@@ -57,6 +69,7 @@ def one(name: str, size: int, threads: int, samples: int, out: Path) -> None:
     res: dict = {"model": name, "input_size": size}
     torch.manual_seed(0)
     model = tvm.get_model(name, weights=None).eval()
+    _randomize_zero_weights(model)
     data = build_data(
         DataSpec(
             source="synthetic",
@@ -105,6 +118,7 @@ def one(name: str, size: int, threads: int, samples: int, out: Path) -> None:
         limit=o.limit,
         top1_agreement=o.top1_agreement,
         reason="" if rep.passed else rep.summary(),
+        degenerate=o.scale == 0.0,  # all-zero outputs: the comparison would prove nothing
     )
     out.write_text(json.dumps(res))
 
@@ -161,11 +175,7 @@ def _child(row: dict, args: argparse.Namespace) -> dict:
         if p.returncode == 0 and out.is_file():
             return {**row, **json.loads(out.read_text()), "wall_s": wall}
         tail = [ln for ln in (p.stderr or "").strip().splitlines() if ln.strip()][-1:] or [""]
-        why = (
-            f"killed by signal {-p.returncode} (likely out of memory)"
-            if p.returncode < 0
-            else tail[0][:400]
-        )
+        why = f"killed by signal {-p.returncode} (likely out of memory)" if p.returncode < 0 else tail[0][:400]
         return {**row, "passed": False, "reason": f"exit {p.returncode}: {why}", "wall_s": wall}
 
 
@@ -189,11 +199,7 @@ def main() -> int:
     rows = [r for r in zoo(int(args.max_params)) if not args.only or r["model"] in args.only]
     for i, row in enumerate(rows):
         prev = doc["results"].get(row["model"])
-        if (
-            prev is not None
-            and not args.redo
-            and not (args.retry_failed and not prev.get("passed"))
-        ):
+        if prev is not None and not args.redo and not (args.retry_failed and not prev.get("passed")):
             continue
         r = _child(row, args)
         doc["results"][row["model"]] = r

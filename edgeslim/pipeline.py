@@ -70,6 +70,7 @@ def run_pipeline(recipe: Recipe, reporter: Reporter | None = None, fresh: bool =
         record["stages"] = [h.to_json(run_dir) for h in history]
         _advance_chain(chain, rec)
         write_record(run_dir, record)
+    _remove_stale(run_dir, {h.dir.name for h in history}, reporter)
     record["status"] = "completed"
     record["final"] = next((h.metrics for h in reversed(history) if "test_accuracy" in h.metrics), {})
     write_record(run_dir, record)
@@ -140,6 +141,23 @@ def load_cached(folder: Path, key: str) -> StageRecord | None:
         return None
     return StageRecord(m["index"], m["name"], folder, "completed", key, m.get("wall_s", 0.0), m.get("metrics", {}),
                        m.get("artifact"), m.get("model_file"), m.get("onnx_file"), m.get("class_names"))
+
+
+def _remove_stale(run_dir: Path, planned: set[str], reporter: Reporter) -> None:
+    """Drop stage folders an earlier version of the recipe left (they would mislead a reader).
+
+    A ``<stage>.failed`` folder (a failed gate's artifact) is kept until that stage succeeds.
+    """
+    import re
+    import shutil
+
+    for p in sorted(run_dir.iterdir()):
+        if not (p.is_dir() and re.match(r"^\d{2}-", p.name)):
+            continue
+        failed = p.name.endswith(".failed")
+        if (failed and p.name.removesuffix(".failed") in planned) or (not failed and p.name not in planned):
+            shutil.rmtree(p, ignore_errors=True)
+            reporter.log(f"[dim]removed {p.name}: not a stage of this recipe, or superseded[/dim]")
 
 
 def _advance_chain(chain: dict[str, Any], rec: StageRecord) -> None:

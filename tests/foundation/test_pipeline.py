@@ -169,3 +169,12 @@ def test_local_checkpoint_is_used(write_recipe, tmp_path):
     m = load_model(res.run_dir / "00-finetune" / "model.pt")
     assert torch.equal(m.features[0][0].weight, src.features[0][0].weight)
     assert m.fc.out_features == 4
+
+
+def test_stale_stage_folders_are_removed(write_recipe, tmp_path):
+    run_pipeline(load_recipe(write_recipe(STAGES)), NULL)
+    run = tmp_path / "runs" / "t"
+    (run / "05-prune.failed").mkdir()
+    (run / "00-finetune.failed").mkdir()
+    run_pipeline(load_recipe(write_recipe(STAGES[:1])), NULL)
+    assert sorted(p.name for p in run.iterdir() if p.is_dir()) == ["00-finetune", "05-prune.failed"]
