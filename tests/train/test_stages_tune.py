@@ -141,13 +141,13 @@ def test_search_block_errors_name_the_key(write_recipe, cli):
 
 
 def test_tune_writes_outputs_and_continues_the_study(write_recipe, cli, tmp_path):
-    recipe = _tune_recipe(write_recipe, trials=3)
+    recipe = _tune_recipe(write_recipe, trials=2)
     code, out, err = cli("tune", recipe, "-q")
     assert code == 0, err
     tdir = tmp_path / "runs" / "tn" / "tune"
     summary = json.loads((tdir / "summary.json").read_text())
-    assert summary["n_complete"] == 3
-    assert (tdir / "trials.csv").read_text().count("\n") == 4
+    assert summary["n_complete"] == 2
+    assert (tdir / "trials.csv").read_text().count("\n") == 3
     assert (tdir / "optimization_history.png").stat().st_size > 1000
     best = yaml.safe_load((tdir / "best-recipe.yaml").read_text())
     assert "search" not in best
@@ -156,10 +156,10 @@ def test_tune_writes_outputs_and_continues_the_study(write_recipe, cli, tmp_path
     )
     code, _, err = cli("validate", tdir / "best-recipe.yaml")
     assert code == 0, err
-    code, out, err = cli("tune", recipe, "--trials", "4", "--sampler", "tpe", "-q")
+    code, out, err = cli("tune", recipe, "--trials", "3", "--sampler", "tpe", "-q")
     assert code == 0, err
-    assert "4 complete" in out
-    assert json.loads((tdir / "summary.json").read_text())["n_trials"] == 4
+    assert "3 complete" in out
+    assert json.loads((tdir / "summary.json").read_text())["n_trials"] == 3
 
 
 def test_grid_sampler_and_hyperband(write_recipe, cli, tmp_path):
