@@ -113,7 +113,13 @@ def kd_loss(
         for p in t.parameters():
             p.requires_grad_(False)
 
+    placed: list[torch.device] = []
+
     def loss(logits: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if placed != [x.device]:  # the engine moved the student (e.g. to CUDA): follow it once
+            for t in teachers:
+                t.to(x.device)
+            placed[:] = [x.device]
         # Teachers run on the same (augmented) batch the student saw.
         out = hinton_loss(logits, soft_targets(teachers, x, temperature), y, temperature, alpha)
         if features is not None:

@@ -3,7 +3,10 @@
 #   the image has python3 + torch + CUDA; edgeslim's pure-Python deps travel as wheels in .whl/.
 # Results go to $OUT (JSON + logs). Each section is independent: one failing does not stop the rest.
 set -u
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+# The device tool returns at most 8 files from $OUT: sections write into a scratch folder that is
+# packed into one archive at the end (and the JSON summaries are printed).
+FINAL=${OUT:-/tmp/out}; OUT=/tmp/devout; mkdir -p "$OUT" "$FINAL"
+T0=$(date +%s); stamp() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$OUT/timeline.txt"; }
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 python3 -m pip install -q --no-index --no-deps .whl/*.whl > "$OUT/pip.log" 2>&1
 python3 -m pip install -q --no-deps --no-build-isolation -e . >> "$OUT/pip.log" 2>&1
@@ -17,9 +20,11 @@ for m in ("onnxruntime", "tensorrt", "onnx", "torch_pruning", "optuna", "pydanti
     except Exception as e:
         print(m, "MISSING", type(e).__name__, e)
 PY
+stamp "installed; running GPU tests"
 # 1. every test that needs CUDA or TensorRT (they skip here with a reason when absent)
 timeout 300 python3 -m pytest -q -m "cuda or tensorrt" -rs tests > "$OUT/pytest-gpu.txt" 2>&1
 # --- sections added by each area below ---
+stamp "deploy section"
 # --- deploy (issue 5): export on GPU host, parity GPU-torch vs ORT, ORT CUDA EP, TensorRT if present ---
 timeout 300 python3 - > "$OUT/deploy-gpu.json" 2> "$OUT/deploy-gpu.log" <<'PY'
 import importlib.util, json, time
@@ -54,6 +59,7 @@ if res["tensorrt_module"]:
 print(json.dumps(res, indent=1))
 PY
 echo "deploy-gpu rc=$?" >> "$OUT/deploy-gpu.log"
+stamp "bench section"
 # --- bench (issue 6): bench on CUDA (torch + ORT CUDA EP when present), GPU memory, host fingerprint, gate ---
 timeout 240 sh -c '
 python3 -m edgeslim bench torchvision:resnet18 --image-size 224 --device cuda --batch 1,8 --min-time 2 \
@@ -65,6 +71,7 @@ python3 -m edgeslim bench /tmp/r18.onnx --provider auto --batch 1,8 --min-time 2
 python3 -m edgeslim check /tmp/r18.onnx /tmp/r18.onnx --provider auto --json "$OUT/check-gpu-self.json" \
   --markdown "$OUT/check-gpu-self.md" >> "$OUT/bench-gpu.log" 2>&1
 echo "check exit $?" >> "$OUT/bench-gpu.log"'
+stamp "compress section"
 # --- compress (issue 4): symmetric-activation QDQ INT8 (PTQ) parses and builds in TensorRT ---
 timeout 240 python3 - > "$OUT/compress-gpu.json" 2> "$OUT/compress-gpu.log" <<'PY'
 import json, tempfile
@@ -95,6 +102,7 @@ except ImportError as e:
 print(json.dumps(res, indent=1))
 PY
 echo "compress-gpu rc=$?" >> "$OUT/compress-gpu.log"
+stamp "finetune section"
 # --- finetune (issue 3): the engine on CUDA: off/bf16/fp16 autocast train, images/s + final loss ---
 timeout 240 python3 - > "$OUT/finetune-gpu.json" 2> "$OUT/finetune-gpu.log" <<'PY'
 import json, torch
@@ -113,3 +121,9 @@ for amp in ("off", "bf16", "fp16", "off"):  # "off" twice: the first run warms u
                 "test_top1": r.test["top1"]}
 print(json.dumps(res, indent=1))
 PY
+echo "finetune-gpu rc=$?" >> "$OUT/finetune-gpu.log"
+stamp "done"
+for f in env.txt gpu.txt pytest-gpu.txt deploy-gpu.json bench-gpu.log compress-gpu.json finetune-gpu.json timeline.txt; do
+  echo "=== $f"; tail -c 1500 "$OUT/$f" 2>/dev/null
+done
+tar czf "$FINAL/device-results.tgz" -C /tmp devout
