@@ -24,6 +24,7 @@ THREADS, SIZE, TARGET = 2, 224, 0.40
 
 def main() -> None:
     import onnxruntime as ort
+
     from edgeslim.compress import prune as P
     from edgeslim.compress import quantize as Q
     from edgeslim.deploy.export import export_onnx

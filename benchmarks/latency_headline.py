@@ -25,6 +25,7 @@ from latency_common import write_result  # noqa: E402
 
 def _variants(name: str, work: Path, threads: int | None) -> tuple[dict, dict]:
     import torch
+
     from edgeslim.compress.prune import prune_once
     from edgeslim.compress.quantize import PtqSettings, preprocess, quantize_static_qdq
     from edgeslim.deploy.backends import OrtBackend, TorchBackend

@@ -25,7 +25,6 @@ from train_demo_common import finetune_cfg, pretrained_demo_model, write_result 
 def _model(start: str, source, recipe, data, bpag: bool):
     from edgeslim.models.edits import record_edit
     from edgeslim.models.factory import model_from_spec
-
     from edgeslim.train.adaptive_gain import add_adaptive_gain
 
     if start == "pretrained":

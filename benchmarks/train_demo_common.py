@@ -53,7 +53,6 @@ def demo_recipe(**run: Any):
 def pretrained_demo_model():
     """The demo's pretrain stage (digits 0-4), run once and cached in runs/bench-train."""
     from edgeslim.models.serialize import load_model
-
     from edgeslim.pipeline import run_pipeline
     from edgeslim.progress import Reporter
 

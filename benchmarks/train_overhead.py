@@ -86,9 +86,9 @@ def main() -> None:
     import tempfile
 
     import torch
-    from edgeslim.models.factory import model_from_spec
 
     from edgeslim.data import build_data
+    from edgeslim.models.factory import model_from_spec
 
     torch.set_num_threads(1 if args.clock == "cpu" else 2)
     recipe = demo_recipe()

@@ -27,10 +27,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     args = ap.parse_args()
     import torch
-    from edgeslim.models.edits import record_edit
-    from edgeslim.models.factory import model_from_spec
 
     from edgeslim.data import build_data
+    from edgeslim.models.edits import record_edit
+    from edgeslim.models.factory import model_from_spec
     from edgeslim.train.engine import fit
 
     torch.set_num_threads(2)

@@ -58,12 +58,12 @@ def one(name: str, size: int, threads: int, samples: int, out: Path) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    from edgeslim.deploy.backends import OrtBackend, TorchBackend
-    from edgeslim.deploy.export import export_onnx
-    from edgeslim.deploy.parity import ParityConfig, fp32_parity, split_inputs
     from torchvision import models as tvm
 
     from edgeslim.data import build_data
+    from edgeslim.deploy.backends import OrtBackend, TorchBackend
+    from edgeslim.deploy.export import export_onnx
+    from edgeslim.deploy.parity import ParityConfig, fp32_parity, split_inputs
     from edgeslim.recipe import DataSpec
 
     res: dict = {"model": name, "input_size": size}

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from edgeslim.compress.prune import resolve_layers
 from torch import nn
 
+from edgeslim.compress.prune import resolve_layers
 from edgeslim.errors import InputError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]

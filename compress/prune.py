@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
-from edgeslim.models.edits import record_edit, register_edit
 from torch import nn
 
 from edgeslim.errors import InputError, StageError, unknown_name
+from edgeslim.models.edits import record_edit, register_edit
 
 IMPORTANCES = ("l1", "l2", "bn_scale", "taylor", "random")
 

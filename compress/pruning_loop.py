@@ -6,14 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
-from edgeslim.compress import prune as P
 from torch import nn
 
+from edgeslim.compress import prune as P
 from edgeslim.errors import StageError
 
 if TYPE_CHECKING:
     from edgeslim.compress.configs import PruneConfig
-
     from edgeslim.data.bundle import DataBundle
     from edgeslim.stages.context import StageContext
 
@@ -61,7 +60,6 @@ def _recover(
     step: int,
 ) -> nn.Module:
     from edgeslim.compress.distill import kd_loss
-
     from edgeslim.train.engine import fit
 
     rc = cfg.recovery

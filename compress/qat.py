@@ -11,8 +11,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from edgeslim.models.edits import record_edit, register_edit
 from torch import nn
+
+from edgeslim.models.edits import record_edit, register_edit
 
 
 class FakeQuant(nn.Module):

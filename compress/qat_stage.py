@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from edgeslim.compress.configs import QuantizeConfig
     from torch import nn
 
+    from edgeslim.compress.configs import QuantizeConfig
     from edgeslim.data.bundle import DataBundle
     from edgeslim.stages.context import StageContext
 
@@ -31,7 +31,6 @@ def qat_to_onnx(
     from edgeslim.deploy.export import export_onnx
     from edgeslim.models.serialize import save_model
     from edgeslim.models.surgery import find_head
-
     from edgeslim.train.engine import eval_top1, fit
 
     float_model = copy.deepcopy(model).cpu().eval()

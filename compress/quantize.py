@@ -58,8 +58,9 @@ def quantize_static_qdq(
     QLinearConv/QLinearAdd, while S8S8 leaves many convs in float (measured on ResNet-18: 4.6 ms vs
     29 ms). ``symmetric_activations`` gives int8 with zero point 0, which TensorRT requires.
     """
-    from edgeslim.calibration.readers import onnx_input_name, ort_reader
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    from edgeslim.calibration.readers import onnx_input_name, ort_reader
 
     methods = {
         "minmax": CalibrationMethod.MinMax,
@@ -125,7 +126,6 @@ def ort_logits(
     providers: list[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     from edgeslim.deploy.backends import OrtBackend
-
     from edgeslim.measure import predict
 
     return predict(OrtBackend(path, providers, threads), data, split, EVAL_BATCH)

@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from edgeslim.compress import quantize as Q
 
 if TYPE_CHECKING:
-    from edgeslim.compress.configs import QuantizeConfig
     from torch import nn
 
+    from edgeslim.compress.configs import QuantizeConfig
     from edgeslim.data.bundle import DataBundle
     from edgeslim.stages.context import StageContext
 

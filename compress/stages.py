@@ -6,7 +6,6 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 from edgeslim.compress.configs import DistillConfig, KDSpec, PruneConfig, QuantizeConfig
-
 from edgeslim.errors import InputError
 from edgeslim.stages.context import StageContext, StageOutput
 from edgeslim.stages.registry import register_stage
@@ -41,6 +40,7 @@ def kd_teacher(ctx: StageContext, kd: KDSpec, before: nn.Module, stage: str) -> 
 
 def _student(cfg: DistillConfig, ctx: StageContext, teacher: nn.Module, data: Any) -> nn.Module:
     import torch
+
     from edgeslim.compress.prune import pruned_copy_with_width
 
     s = cfg.student
@@ -54,7 +54,6 @@ def _student(cfg: DistillConfig, ctx: StageContext, teacher: nn.Module, data: An
             "give a registry name, e.g. student: {kind: model, source: tinycnn}"
         )
     from edgeslim.models.factory import model_from_spec
-
     from edgeslim.recipe import ModelSpec
 
     return model_from_spec(
@@ -66,8 +65,8 @@ def _student(cfg: DistillConfig, ctx: StageContext, teacher: nn.Module, data: An
 def run_distill(cfg: DistillConfig, ctx: StageContext) -> StageOutput:
     """Knowledge distillation (Hinton KD, optional feature KD) into a smaller student."""
     import torch
-    from edgeslim.compress.distill import FeaturePairs, attach_adapters, detach_adapters, kd_loss
 
+    from edgeslim.compress.distill import FeaturePairs, attach_adapters, detach_adapters, kd_loss
     from edgeslim.measure import count_macs
     from edgeslim.train.engine import eval_top1, fit
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgeslim.deploy.runner import RESULT_SCHEMA, summarize, time_calls
 
+from edgeslim.deploy.runner import RESULT_SCHEMA, summarize, time_calls
 from edgeslim.errors import InputError
 
 # Fields of the host fingerprint that must match before two stored results may be compared.

@@ -123,7 +123,6 @@ def open_artifact(spec: str | os.PathLike, opts: BenchOptions) -> Artifact:
 
 def _open_onnx(path: Path, opts: BenchOptions) -> Artifact:
     from edgeslim.deploy.backends import OrtBackend
-
     from edgeslim.errors import require, unknown_name
     from edgeslim.measure import onnx_params
 
@@ -218,7 +217,6 @@ def _torch_threads(opts: BenchOptions) -> dict[str, Any]:
 
 def _torch_artifact(name: str, model: Any, shape: tuple[int, ...], opts: BenchOptions) -> Artifact:
     from edgeslim.deploy.backends import TorchBackend
-
     from edgeslim.errors import unknown_name
     from edgeslim.measure import count_macs, count_params
 
@@ -270,6 +268,7 @@ def _open_registry(name: str, opts: BenchOptions) -> Artifact:
     import io
 
     import torch
+
     from edgeslim.models.inspect import load_for_info
 
     size = opts.image_size or (224 if ":" in name else 32)

@@ -31,7 +31,6 @@ class BenchConfig(StageConfig):
 def run_bench(cfg: BenchConfig, ctx: StageContext) -> StageOutput:
     """Benchmark the latest ONNX artifact in onnxruntime (or the torch model.pt)."""
     from edgeslim.deploy.bench import BenchOptions, format_table, run_benchmark
-
     from edgeslim.errors import StageError
     from edgeslim.fsutil import atomic_write_json
 

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from edgeslim.deploy.profiles import Profile, check_model, get_profile, resolve_precision
-
 from edgeslim.errors import InputError
 from edgeslim.fsutil import atomic_dir, atomic_write_json, atomic_write_text, sha256_file
 
@@ -68,6 +67,7 @@ def find_calibration_cache(run_dir: Path) -> Path | None:
 
 def _onnx_facts(path: Path) -> dict[str, Any]:
     import onnx
+
     from edgeslim.deploy.export import read_metadata
     from edgeslim.deploy.parity import is_reduced_precision
 

@@ -20,7 +20,6 @@ from edgeslim.deploy.bench import BenchOptions, fingerprint_mismatch, host_finge
 from edgeslim.deploy.check_budget import BudgetResult
 from edgeslim.deploy.runner import summarize, time_calls
 from edgeslim.deploy.stats import Comparison, compare_rounds, compare_samples
-
 from edgeslim.errors import InputError
 
 CHECK_SCHEMA = "edgeslim.check/1"

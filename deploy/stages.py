@@ -13,9 +13,9 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from edgeslim.deploy.parity import ParityConfig
 from pydantic import Field
 
+from edgeslim.deploy.parity import ParityConfig
 from edgeslim.stages.context import StageContext, StageOutput, StageRecord
 from edgeslim.stages.registry import StageConfig, register_stage
 

@@ -56,6 +56,7 @@ def plan_build(
 ) -> BuildPlan:
     """Check the request against the model; raise InputError naming the fix when it cannot work."""
     import onnx
+
     from edgeslim.deploy.parity import is_reduced_precision
 
     if precision not in PRECISIONS:

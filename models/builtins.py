@@ -7,8 +7,9 @@ depthwise-separable blocks and a small transformer.
 from __future__ import annotations
 
 import torch
-from edgeslim.models.registry import register_model
 from torch import nn
+
+from edgeslim.models.registry import register_model
 
 
 def _conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from edgeslim.models.edits import record_edit, set_spec
 from torch import nn
+
+from edgeslim.models.edits import record_edit, set_spec
 
 if TYPE_CHECKING:
     from edgeslim.recipe import ModelSpec

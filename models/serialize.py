@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from edgeslim.models.edits import apply_edit, get_spec, set_spec
 from torch import nn
 
 from edgeslim.errors import CheckpointError
 from edgeslim.fsutil import atomic_write_bytes
+from edgeslim.models.edits import apply_edit, get_spec, set_spec
 
 FORMAT = "edgeslim.model/1"
 

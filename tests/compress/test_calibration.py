@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from edgeslim.calibration import readers, select
 
+from edgeslim.calibration import readers, select
 from edgeslim.errors import InputError
 
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import onnx
 import torch
+
 from edgeslim.compress.distill import hinton_loss, kd_loss
 from edgeslim.models.registry import create_model
 from edgeslim.models.serialize import load_model, save_model
@@ -56,6 +57,7 @@ def test_distill_stage_width_student_with_feature_kd(write_recipe, cli, tmp_path
 
 def test_qat_model_reloads_and_exports_qdq_that_onnxruntime_runs(tmp_path):
     import onnxruntime as ort
+
     from edgeslim.compress.qat import calibrate, prepare_qat
     from edgeslim.deploy.export import export_onnx
 

@@ -6,12 +6,12 @@ import json
 
 import pytest
 import torch
-from edgeslim.compress import prune as P
-from edgeslim.models.registry import create_model
-from edgeslim.models.serialize import load_model, save_model
 from torch import nn
 
+from edgeslim.compress import prune as P
 from edgeslim.errors import InputError
+from edgeslim.models.registry import create_model
+from edgeslim.models.serialize import load_model, save_model
 
 from .helpers import with_spec
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from edgeslim.compress import prune as P
 from edgeslim.deploy.export import export_onnx
 from edgeslim.models.registry import create_model

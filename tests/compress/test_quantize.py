@@ -6,10 +6,10 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from edgeslim.compress import quantize as Q
-from edgeslim.deploy.export import export_onnx
 from torch import nn
 
+from edgeslim.compress import quantize as Q
+from edgeslim.deploy.export import export_onnx
 from edgeslim.train.config import OptimizerSpec, TrainConfig
 from edgeslim.train.engine import fit
 

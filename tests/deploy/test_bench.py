@@ -74,7 +74,6 @@ def test_onnx_macs_match_torch_count():
     import tempfile
 
     from edgeslim.deploy.bench_artifact import onnx_macs
-
     from edgeslim.measure import count_macs
 
     model = conv_net(3)

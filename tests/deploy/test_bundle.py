@@ -9,8 +9,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from edgeslim.deploy.profiles import PROFILES, check_model, get_profile, resolve_precision
 
+from edgeslim.deploy.profiles import PROFILES, check_model, get_profile, resolve_precision
 from edgeslim.errors import InputError
 
 # The bundle runner must work without torch and edgeslim: block both before running it.

@@ -63,8 +63,9 @@ def test_decision_rule_on_synthetic_rounds():
 
 
 def test_mann_whitney_matches_scipy():
-    from edgeslim.deploy.stats import mann_whitney_u
     from scipy.stats import mannwhitneyu
+
+    from edgeslim.deploy.stats import mann_whitney_u
 
     rng = np.random.default_rng(0)
     a, b = rng.normal(1, 0.1, 60).round(2), rng.normal(1.05, 0.1, 50).round(2)  # with ties

@@ -10,6 +10,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+
 from edgeslim.deploy import export as E
 from edgeslim.models.registry import create_model
 

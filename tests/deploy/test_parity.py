@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from edgeslim.deploy.parity import ParityConfig, compare_outputs, fp32_parity, gate, quant_parity
-from edgeslim.deploy.stages import newer_onnx
 from torch import nn
 
+from edgeslim.deploy.parity import ParityConfig, compare_outputs, fp32_parity, gate, quant_parity
+from edgeslim.deploy.stages import newer_onnx
 from edgeslim.errors import GateError
 from edgeslim.stages.context import StageRecord
 
@@ -144,12 +144,12 @@ def test_drifting_export_fails_the_stage_and_is_kept(write_recipe, cli, tmp_path
 
 def test_export_stage_finalizes_a_newer_qdq_model(tiny_data_spec, tmp_path):
     """Contract with quantize: its QDQ model.onnx is finalized and gated, not re-exported."""
-    from edgeslim.deploy.export import export_onnx, read_metadata
-    from edgeslim.deploy.stages import ExportConfig, run_export
-    from edgeslim.models.serialize import build_from_spec, save_model
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
 
     from edgeslim.data import build_data
+    from edgeslim.deploy.export import export_onnx, read_metadata
+    from edgeslim.deploy.stages import ExportConfig, run_export
+    from edgeslim.models.serialize import build_from_spec, save_model
     from edgeslim.progress import NULL
     from edgeslim.recipe import parse_recipe
     from edgeslim.stages.context import StageContext

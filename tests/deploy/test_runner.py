@@ -7,6 +7,7 @@ import zlib
 
 import numpy as np
 import pytest
+
 from edgeslim.deploy import runner as R
 
 

@@ -10,8 +10,8 @@ import importlib.util
 
 import numpy as np
 import pytest
-from edgeslim.deploy.tensorrt import plan_build
 
+from edgeslim.deploy.tensorrt import plan_build
 from edgeslim.errors import InputError
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
@@ -39,9 +39,10 @@ def _ort_gpu_reason() -> str | None:
 def onnx_files(tmp_path_factory):
     """An FP32 model and a static-QDQ INT8 version of it (onnxruntime's real quantizer)."""
     import torch
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
     from edgeslim.deploy.export import export_onnx
     from edgeslim.models.registry import create_model
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
 
     d = tmp_path_factory.mktemp("trt")
     torch.manual_seed(0)
@@ -85,7 +86,6 @@ def test_plan_fp16_profile_and_int8_routes(onnx_files, tmp_path):
 )
 def test_missing_tensorrt_names_the_install_line(onnx_files, tmp_path):
     from edgeslim.deploy.backends import open_backend
-
     from edgeslim.errors import MissingDependencyError
 
     (tmp_path / "m.engine").write_bytes(b"x")
@@ -123,6 +123,7 @@ def test_ort_cuda_provider_matches_cpu(onnx_files):
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 def test_engine_build_run_and_parity(onnx_files, tmp_path, precision):
     import torch
+
     from edgeslim.deploy.backends import TorchBackend, open_backend
     from edgeslim.deploy.parity import ParityConfig, fp32_parity, quant_parity
     from edgeslim.deploy.tensorrt import build_engine

@@ -5,13 +5,13 @@ import pickle
 
 import pytest
 import torch
+from safetensors.torch import save_file
+
+from edgeslim.errors import CheckpointError, InputError
 from edgeslim.models import create_model, list_models, register_model
 from edgeslim.models.checkpoint import load_state_dict_file, load_weights_into
 from edgeslim.models.serialize import load_model, save_model
 from edgeslim.models.surgery import num_classes_of, replace_head
-from safetensors.torch import save_file
-
-from edgeslim.errors import CheckpointError, InputError
 
 
 @pytest.mark.parametrize("name", [n for n in list_models() if not n.startswith("doc_")])
@@ -108,7 +108,6 @@ def test_shape_mismatch_names_keys(tmp_path):
 
 def test_save_load_roundtrip_replays_edits(tmp_path):
     from edgeslim.models.factory import model_from_spec
-
     from edgeslim.recipe import ModelSpec
 
     m = model_from_spec(ModelSpec(source="tinyresnet", kwargs={"widths": [8, 16]}), 3, 10)

@@ -143,6 +143,7 @@ def test_kill9_then_resume_matches_uninterrupted(write_recipe, tmp_path):
 ])
 def test_bad_checkpoint_in_recipe_writes_nothing(write_recipe, cli, tmp_path, content, fragment):
     import torch
+
     from edgeslim.models import create_model
 
     ckpt = tmp_path / "c.pt"
@@ -157,6 +158,7 @@ def test_bad_checkpoint_in_recipe_writes_nothing(write_recipe, cli, tmp_path, co
 
 def test_local_checkpoint_is_used(write_recipe, tmp_path):
     import torch
+
     from edgeslim.models import create_model
 
     src = create_model("tinycnn", num_classes=9, width=8, depth=2)

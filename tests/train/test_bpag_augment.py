@@ -9,7 +9,6 @@ from torch import nn
 
 def _spec_model(source: str = "tinyresnet", **kw) -> nn.Module:
     from edgeslim.models.factory import model_from_spec
-
     from edgeslim.recipe import ModelSpec
 
     return model_from_spec(ModelSpec(source=source, kwargs=kw), 3, 4)
@@ -17,7 +16,6 @@ def _spec_model(source: str = "tinyresnet", **kw) -> nn.Module:
 
 def test_adaptive_gain_replaces_activations_and_reloads(tmp_path):
     from edgeslim.models.serialize import load_model, save_model
-
     from edgeslim.train.adaptive_gain import AdaptiveGain, add_adaptive_gain
 
     model = _spec_model(widths=(4, 8)).eval()
