@@ -61,12 +61,12 @@ def main() -> int:
     time.sleep(a.kill_after)
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait()
-    before = {p.name: p.stat().st_mtime_ns for p in (work / "killed" / name).glob("*/meta.json")}
+    before = {p.parent.name: p.stat().st_mtime_ns for p in (work / "killed" / name).glob("*/meta.json")}
     resumed = run(a.recipe, work / "killed", "--resume")
     if resumed.wait() != 0:
         print(resumed.stderr.read(), file=sys.stderr)
         return 1
-    after = {p.name: p.stat().st_mtime_ns for p in (work / "killed" / name).glob("*/meta.json")}
+    after = {p.parent.name: p.stat().st_mtime_ns for p in (work / "killed" / name).glob("*/meta.json")}
     ra = json.loads((work / "ref" / name / "run.json").read_text())
     rb = json.loads(run_json.read_text())
     same = [{k: sa["metrics"].get(k) for k in STABLE} == {k: sb["metrics"].get(k) for k in STABLE}
