@@ -15,11 +15,22 @@ from typing import Any
 from edgeslim.errors import InputError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp/mkdtemp create 0600/0700; finished artifacts get what a plain open()/mkdir() would.
+_FILE_MODE, _DIR_MODE = 0o666 & ~_umask(), 0o777 & ~_umask()
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, _FILE_MODE)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -61,6 +72,7 @@ def atomic_dir(final: str | os.PathLike, keep_failed: type[BaseException] | tupl
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    os.chmod(tmp, _DIR_MODE)
     try:
         yield tmp
         if final.exists():
