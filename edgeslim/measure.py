@@ -37,10 +37,14 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
 
 
 def onnx_params(path: str | Path) -> int:
+    """Weights stored in an ONNX file: every initializer except quantization scales and zero
+    points, so an INT8 (QDQ) model counts its int8 weights like the float model counts floats."""
     import onnx
 
     m = onnx.load(str(path), load_external_data=False)
-    return int(sum(int(np.prod(t.dims)) for t in m.graph.initializer if t.data_type in (1, 10, 11, 16)))
+    qparams = {name for node in m.graph.node if node.op_type in ("QuantizeLinear", "DequantizeLinear")
+               for name in node.input[1:]}
+    return int(sum(int(np.prod(t.dims)) for t in m.graph.initializer if t.name not in qparams))
 
 
 def topk_metrics(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, Any]:

@@ -180,3 +180,19 @@ def test_stale_stage_folders_are_removed(write_recipe, tmp_path):
     (run / "00-finetune.failed").mkdir()
     run_pipeline(load_recipe(write_recipe(STAGES[:1])), NULL)
     assert sorted(p.name for p in run.iterdir() if p.is_dir()) == ["00-finetune", "05-prune.failed"]
+
+
+def test_onnx_params_count_int8_weights(tmp_path):
+    """A QDQ INT8 model holds as many weights as its float parent (scales/zero points aside)."""
+    import numpy as np
+
+    from edgeslim.compress.quantize import PtqSettings, quantize_static_qdq
+    from edgeslim.deploy.export import export_onnx
+    from edgeslim.measure import onnx_params
+    from edgeslim.models import create_model
+
+    f32 = export_onnx(create_model("tinycnn", num_classes=4, width=8, depth=2), (3, 16, 16),
+                      tmp_path / "f.onnx", exporter="torchscript").path
+    calib = np.random.default_rng(0).standard_normal((8, 3, 16, 16)).astype(np.float32)
+    q = quantize_static_qdq(f32, tmp_path / "q.onnx", calib, PtqSettings())
+    assert onnx_params(q) == onnx_params(f32) > 1000
