@@ -195,4 +195,5 @@ def test_onnx_params_count_int8_weights(tmp_path):
                       tmp_path / "f.onnx", exporter="torchscript").path
     calib = np.random.default_rng(0).standard_normal((8, 3, 16, 16)).astype(np.float32)
     q = quantize_static_qdq(f32, tmp_path / "q.onnx", calib, PtqSettings())
-    assert onnx_params(q) == onnx_params(f32) > 1000
+    n_q, n_f = onnx_params(q), onnx_params(f32)
+    assert n_f > 1000 and abs(n_q - n_f) / n_f < 0.02  # counting floats only gave ~2% of n_f
