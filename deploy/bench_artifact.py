@@ -265,16 +265,11 @@ def _run_image_size(model_path: Path) -> int | None:
 
 
 def _open_registry(name: str, opts: BenchOptions) -> Artifact:
-    import io
-
-    import torch
-
+    from edgeslim.measure import state_dict_bytes
     from edgeslim.models.inspect import load_for_info
 
     size = opts.image_size or (224 if ":" in name else 32)
     model, shape = load_for_info(name, opts.checkpoint, opts.num_classes, opts.in_chans, size)
     art = _torch_artifact(name, model, tuple(shape), opts)
-    buf = io.BytesIO()
-    torch.save(model.state_dict(), buf)
-    art.size_bytes = len(buf.getvalue())
+    art.size_bytes = state_dict_bytes(model)
     return art

@@ -372,9 +372,9 @@ def _save(m: onnx.ModelProto, out: Path, external: bool) -> list[Path]:
     """One atomic save: a single file, or the .onnx plus ``<name>.data`` when over 2 GB."""
     import onnx
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    from edgeslim.fsutil import temp_path_beside
+
+    tmp = temp_path_beside(out)
     data_name = out.name + ".data"
     try:
         if external:

@@ -25,14 +25,22 @@ def _umask() -> int:
 _FILE_MODE, _DIR_MODE = 0o666 & ~_umask(), 0o777 & ~_umask()
 
 
+def temp_path_beside(path: Path) -> Path:
+    """An empty temp file next to ``path`` (same file system, so a rename is atomic), with the
+    permissions a plain open() would give, for writers that need a path of their own."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, _FILE_MODE)
+    return Path(tmp)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp, _FILE_MODE)
+    tmp = temp_path_beside(path)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -42,6 +50,17 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
+    """torch.save to ``path`` atomically (a kill never leaves half a checkpoint)."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

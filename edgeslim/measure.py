@@ -17,6 +17,15 @@ def count_params(model: nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
 
+def state_dict_bytes(model: nn.Module) -> int:
+    """Bytes of the model's state dict as torch.save writes it (its size on disk)."""
+    import io
+
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    return len(buf.getvalue())
+
+
 def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Multiply-accumulates for one image (batch 1), from torch's FLOP counter (MACs = FLOPs/2).
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
-import torch
 from torch import nn
 
 
@@ -29,13 +27,11 @@ def load_for_info(name: str, checkpoint: str | None, num_classes: int | None, in
 
 
 def describe(model: nn.Module, shape: tuple[int, int, int], depth: int = 2, checkpoint: Path | None = None) -> str:
-    from edgeslim.measure import count_macs, count_params
+    from edgeslim.measure import count_macs, count_params, state_dict_bytes
 
-    buf = io.BytesIO()
-    torch.save(model.state_dict(), buf)
     lines = [f"model:  {type(model).__name__}", f"input:  1x{shape[0]}x{shape[1]}x{shape[2]}",
              f"params: {count_params(model):,}", f"MACs:   {count_macs(model, shape):,}",
-             f"size:   {len(buf.getvalue()):,} bytes (fp32 state dict)"]
+             f"size:   {state_dict_bytes(model):,} bytes (fp32 state dict)"]
     if checkpoint:
         lines.append(f"file:   {checkpoint} ({checkpoint.stat().st_size:,} bytes)")
     lines += ["", f"{'layer':<40} {'type':<22} {'params':>12}"]

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from edgeslim.errors import CheckpointError
-from edgeslim.fsutil import atomic_write_bytes
+from edgeslim.fsutil import atomic_torch_save
 from edgeslim.models.edits import apply_edit, get_spec, set_spec
 
 FORMAT = "edgeslim.model/1"
@@ -31,9 +29,7 @@ def build_from_spec(spec: dict[str, Any]) -> nn.Module:
 
 def save_model(model: nn.Module, path: str | Path) -> Path:
     """Write ``model.pt`` atomically: format tag, spec, state dict."""
-    buf = io.BytesIO()
-    torch.save({"format": FORMAT, "spec": get_spec(model), "state_dict": model.state_dict()}, buf)
-    return atomic_write_bytes(path, buf.getvalue())
+    return atomic_torch_save(path, {"format": FORMAT, "spec": get_spec(model), "state_dict": model.state_dict()})
 
 
 def load_model(path: str | Path) -> nn.Module:

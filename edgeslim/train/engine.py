@@ -21,11 +21,11 @@ from torch import nn
 
 from edgeslim.data.bundle import DataBundle
 from edgeslim.errors import InputError, StageError
-from edgeslim.fsutil import sha256_json
+from edgeslim.fsutil import atomic_torch_save, sha256_json
 from edgeslim.progress import NULL, Reporter
 from edgeslim.train import dist
 from edgeslim.train.config import TrainConfig
-from edgeslim.train.logs import MetricsLog, save_torch
+from edgeslim.train.logs import MetricsLog
 from edgeslim.train.optim import Schedule, make_optimizer
 from edgeslim.train.transfer import set_frozen, set_train_mode, training_overrides
 
@@ -267,7 +267,7 @@ class _Loop:
         folder = self.resume_dir or (self.workdir / "checkpoints" if self.workdir else None)
         if folder is None or self.last_good is None or not dist.is_main():
             return "not saved (fit was given no workdir)"
-        return str(save_torch(folder / "last_good.pt", self.last_good))
+        return str(atomic_torch_save(folder / "last_good.pt", self.last_good))
 
     # ---- epoch end: validation, best, early stop, files --------------------------------
     def end_epoch(
@@ -301,11 +301,11 @@ class _Loop:
         if not dist.is_main():
             return
         if self.workdir is not None:
-            save_torch(self.workdir / "checkpoints" / "last.pt", self.last_good)
+            atomic_torch_save(self.workdir / "checkpoints" / "last.pt", self.last_good)
             if self.best_state is not None:
-                save_torch(self.workdir / "checkpoints" / "best.pt", self.best_state)
+                atomic_torch_save(self.workdir / "checkpoints" / "best.pt", self.best_state)
         if self.resume_dir is not None:
-            save_torch(self.resume_dir / RESUME_FILE, self.resume_state())
+            atomic_torch_save(self.resume_dir / RESUME_FILE, self.resume_state())
 
     def resume_state(self) -> dict[str, Any]:
         return {

@@ -8,16 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from edgeslim.fsutil import atomic_write_bytes, atomic_write_text
-
-
-def save_torch(path: Path, obj: Any) -> Path:
-    """torch.save to ``path`` atomically (a kill never leaves half a checkpoint)."""
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    return atomic_write_bytes(path, buf.getvalue())
+from edgeslim.fsutil import atomic_write_text
 
 
 def _scalars(rec: dict[str, Any]) -> dict[str, float]:
