@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from edgeslim.data.augment import build_augment
+from edgeslim.data.augment import build_augment, build_batch_transform
 from edgeslim.data.bundle import DataBundle, Split
 from edgeslim.data.sources import read_source
 from edgeslim.errors import InputError
@@ -34,11 +34,8 @@ def build_data(spec: DataSpec, seed: int) -> DataBundle:
         train=train, val=Split(images[va], labels[va]), test=Split(images[te], labels[te]),
         class_names=names, mean=mean, std=std, spec_hash=key[:16],
         augment=build_augment(spec.augment, spec.image_size),
+        batch_transform=build_batch_transform(spec.augment, len(names)),
     )
-    from edgeslim.data import augment as _aug
-
-    if hasattr(_aug, "build_batch_transform"):
-        bundle.batch_transform = _aug.build_batch_transform(spec.augment, len(names))
     _CACHE[key] = bundle
     return bundle
 
