@@ -9,7 +9,8 @@
     DIR/calibration.cache    TensorRT INT8 calibration cache (INT8 from an FP32 model)
     DIR/images/<class>/*.png the test split, as the pipeline evaluated it (optional)
 
-Written atomically, then packed into DIR.tar.gz.
+Written atomically under a lock (deploy/outpath.py says what DIR may hold), then packed into
+DIR.tar.gz.
 """
 
 from __future__ import annotations
@@ -22,28 +23,48 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edgeslim.deploy.outpath import (
+    BUNDLE_SCHEMA,
+    check_bundle_out,
+    os_error_message,
+    output_lock,
+    remove_stale_tarball,
+)
 from edgeslim.deploy.profiles import Profile, check_model, get_profile, resolve_precision
 from edgeslim.errors import InputError
 from edgeslim.fsutil import atomic_dir, atomic_write_json, atomic_write_text, sha256_file
 
-SCHEMA = "edgeslim.bundle/1"
+SCHEMA = BUNDLE_SCHEMA
 RUNNER_SRC = Path(__file__).with_name("runner.py")
 
 
 def load_run(run_dir: str | Path) -> dict[str, Any]:
+    """run.json of a run folder; every way it can be missing or broken is a one-line InputError."""
     path = Path(run_dir) / "run.json"
+    fix = "give runs/<name> of a finished `edgeslim run`"
+    if path.is_dir():
+        raise InputError(f"'{path}' is a folder, not a run record; {fix}")
     if not path.is_file():
+        raise InputError(f"'{run_dir}' is not an edgeslim run folder (no run.json); {fix}")
+    try:
+        record = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
         raise InputError(
-            f"'{run_dir}' is not an edgeslim run folder (no run.json); give runs/<name> "
-            "of a finished `edgeslim run`"
-        )
-    return json.loads(path.read_text())
+            f"'{path}' cannot be read as JSON ({type(exc).__name__}); rerun the recipe to rewrite it"
+        ) from exc
+    if not (
+        isinstance(record, dict)
+        and isinstance(record.get("stages"), list)
+        and isinstance(record.get("recipe"), dict)
+    ):
+        raise InputError(f"'{path}' is not an edgeslim run record (no stages/recipe); {fix}")
+    return record
 
 
 def onnx_stage(run_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
     """The newest completed stage that produced an ONNX file."""
     for st in reversed(record.get("stages", [])):
-        if st.get("status") == "completed" and st.get("onnx_file"):
+        if isinstance(st, dict) and st.get("status") == "completed" and st.get("onnx_file"):
             if not (run_dir / st["dir"] / st["onnx_file"]).is_file():
                 raise InputError(
                     f"{st['dir']}/{st['onnx_file']} listed in run.json is missing; rerun the recipe"
@@ -71,9 +92,15 @@ def _onnx_facts(path: Path) -> dict[str, Any]:
     from edgeslim.deploy.export import read_metadata
     from edgeslim.deploy.parity import is_reduced_precision
 
-    m = onnx.load(str(path), load_external_data=False)
-    inits = {i.name for i in m.graph.initializer}
-    inp = next(i for i in m.graph.input if i.name not in inits)
+    try:
+        m = onnx.load(str(path), load_external_data=False)
+        inits = {i.name for i in m.graph.initializer}
+        inp = next(i for i in m.graph.input if i.name not in inits)
+    except Exception as exc:  # protobuf DecodeError, StopIteration (no input), OSError, ...
+        raise InputError(
+            f"'{path}' is not a readable ONNX model ({type(exc).__name__}); rerun the recipe "
+            "with --fresh to export it again"
+        ) from exc
 
     def dims(v: Any) -> list[Any]:
         return [
@@ -102,12 +129,18 @@ def build_bundle(
     include_images: bool = True,
     calibration_cache: str | Path | None = None,
     tarball: bool = True,
+    force: bool = False,
     **_: Any,
 ) -> dict[str, Any]:
     """Write the bundle for ``target`` from a finished run; return the manifest.
 
+    ``out`` may be new, empty, or (with ``force``) an earlier bundle; nothing else is replaced
+    (see ``outpath.check_bundle_out``). Without ``tarball`` an older ``out.tar.gz`` bundle
+    tarball is removed so it cannot be mistaken for this bundle.
+
     Raises:
-        InputError: the run has no ONNX, or the target cannot run it (the reason names the fix).
+        InputError: the run has no ONNX, the target cannot run it, or ``out`` holds something
+            that is not a bundle (the reason names the fix).
     """
     run_dir, out = Path(run_dir), Path(out)
     record = load_run(run_dir)
@@ -120,28 +153,44 @@ def build_bundle(
         raise InputError(f"calibration cache '{calib}' does not exist")
     run_prec = resolve_precision(prof, facts["precision"], precision, calib is not None)
     check_model(prof, facts["opset"], facts["dynamic_batch"], batch)
-    with atomic_dir(out) as tmp:
-        _copy_model(onnx_path, tmp)
-        shutil.copy2(RUNNER_SRC, tmp / "runner.py")
+    check_bundle_out(out, run_dir, force, tarball)
+    with output_lock(out):
+        check_bundle_out(out, run_dir, force, tarball)  # again: the folder may have changed
         use_cache = run_prec == "int8" and facts["precision"] == "fp32"
-        if use_cache and calib is not None:
-            shutil.copy2(calib, tmp / "calibration.cache")
-        n_images = _write_images(record, tmp / "images") if include_images else 0
-        manifest = _manifest(record, st, facts, prof, run_prec, batch, n_images, use_cache)
-        atomic_write_text(
-            tmp / "build_engine.sh", build_engine_script(prof, facts, run_prec, manifest, use_cache)
-        )
-        os.chmod(tmp / "build_engine.sh", 0o755)
-        atomic_write_text(tmp / "README.md", _readme(manifest, prof))
-        manifest["files"] = {
-            p.relative_to(tmp).as_posix(): sha256_file(p)
-            for p in sorted(tmp.rglob("*"))
-            if p.is_file() and p.name != "manifest.json"
-        }
-        atomic_write_json(tmp / "manifest.json", manifest)
-    if tarball:
-        write_tarball(out)
+        try:
+            with atomic_dir(out) as tmp:
+                _copy_model(onnx_path, tmp)
+                shutil.copy2(RUNNER_SRC, tmp / "runner.py")
+                if use_cache and calib is not None:
+                    shutil.copy2(calib, tmp / "calibration.cache")
+                n_images = _write_images(record, tmp / "images") if include_images else 0
+                manifest = _manifest(record, st, facts, prof, run_prec, batch, n_images, use_cache)
+                _write_texts(tmp, manifest, prof, facts, use_cache)
+            if tarball:
+                write_tarball(out)
+            else:
+                remove_stale_tarball(out)
+        except OSError as exc:
+            raise InputError(os_error_message(exc, f"writing the bundle '{out}'")) from exc
     return manifest
+
+
+def _write_texts(
+    tmp: Path, manifest: dict[str, Any], prof: Profile, facts: dict[str, Any], use_cache: bool
+) -> None:
+    """build_engine.sh, README.md, then manifest.json with the sha256 of every other file."""
+    prec = manifest["precision"]
+    atomic_write_text(
+        tmp / "build_engine.sh", build_engine_script(prof, facts, prec, manifest, use_cache)
+    )
+    os.chmod(tmp / "build_engine.sh", 0o755)
+    atomic_write_text(tmp / "README.md", _readme(manifest, prof))
+    manifest["files"] = {
+        rel: sha256_file(p)
+        for p in sorted(tmp.rglob("*"))
+        if p.is_file() and (rel := p.relative_to(tmp).as_posix()) != "manifest.json"
+    }
+    atomic_write_json(tmp / "manifest.json", manifest)
 
 
 def _copy_model(onnx_path: Path, tmp: Path) -> None:
@@ -155,11 +204,15 @@ def _copy_model(onnx_path: Path, tmp: Path) -> None:
 
 
 def write_tarball(folder: Path) -> Path:
+    """DIR.tar.gz via a temp name (pid-tagged, so stale ones are recognised) and one rename."""
     dest = folder.with_name(folder.name + ".tar.gz")
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    with tarfile.open(tmp, "w:gz") as tf:
-        tf.add(folder, arcname=folder.name)
-    os.replace(tmp, dest)
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    try:
+        with tarfile.open(tmp, "w:gz") as tf:
+            tf.add(folder, arcname=folder.name)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
     return dest
 
 

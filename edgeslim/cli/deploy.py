@@ -23,14 +23,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         "file), a standalone runner.py (numpy + onnxruntime/tensorrt), build_engine.sh and "
         "the test images, for one target device.",
         epilog="targets:\n" + _targets() + "\nexample:\n  edgeslim deploy runs/demo --target "
-        "raspberry-pi-5 --out bundles/demo-rpi5\n  cd bundles/demo-rpi5 && python3 runner.py "
-        "eval --images images",
+        "raspberry-pi-5 --out bundles/demo-rpi5\n  cd bundles/demo-rpi5 && python3 -I runner.py "
+        "eval --images images\nDIR must be new or empty; an earlier bundle there is replaced only "
+        "with --force, anything else never.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("run", metavar="RUN_DIR", help="a finished run folder (runs/<name>)")
     p.add_argument("--target", required=True, help="device profile (see targets below)")
     p.add_argument(
-        "--out", required=True, help="bundle folder to write (DIR.tar.gz is written next to it)"
+        "--out",
+        required=True,
+        help="bundle folder to write (DIR.tar.gz is written next to it); must be new, empty, "
+        "or an earlier bundle (with --force)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an earlier edgeslim bundle in DIR / DIR.tar.gz (a folder or file that is "
+        "not a bundle is never replaced)",
     )
     p.add_argument(
         "--precision",
@@ -67,6 +77,7 @@ def main(args: argparse.Namespace) -> int:
         include_images=not args.no_images,
         calibration_cache=args.calibration_cache,
         tarball=not args.no_tar,
+        force=args.force,
     )
     print(
         json.dumps(
