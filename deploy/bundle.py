@@ -379,12 +379,17 @@ def _readme(man: dict[str, Any], prof: Profile) -> str:
 Needs only Python 3 with numpy and onnxruntime (or tensorrt):
 
     python3 -m venv venv && venv/bin/pip install numpy onnxruntime
-    venv/bin/python runner.py verify                  # sha256 of every file vs manifest.json
-    venv/bin/python runner.py eval --images images    # expected accuracy {acc} (build host)
-    venv/bin/python runner.py classify images/*/00000.png
-    venv/bin/python runner.py bench --iters 200       # one JSON line: median_ms, p90_ms, ...
+    venv/bin/python -I runner.py verify                  # sha256 of every file vs manifest.json
+    venv/bin/python -I runner.py eval --images images    # expected accuracy {acc} (build host)
+    venv/bin/python -I runner.py classify images/*/00000.png
+    venv/bin/python -I runner.py bench --iters 200       # one JSON line: median_ms, p90_ms, ...
 {trt}
 Input: {pre["formula"]}; size {pre["size"]}, {pre["channels"]} channel(s).
-Every command refuses to run (exit 3) when a file differs from manifest.json.
+Every command verifies first and refuses to run (exit 3) when manifest.json is unreadable or
+lacks its file table, a listed file is missing or differs, or an unlisted code file (.py, .so,
+.pth, .sh, ...) sits anywhere in the bundle. runner.py never imports from its own folder or the
+cwd; `-I` (recommended) also ignores PYTHONPATH and user site-packages, so install numpy and
+onnxruntime in a venv or system-wide, not with `pip install --user`. Results you save here
+(bench.json) and build_engine.sh's model.engine/timing.cache are allowed.
 Built by edgeslim {man["edgeslim_version"]} from stage {man["source_stage"]}.
 """

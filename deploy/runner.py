@@ -9,8 +9,12 @@ timing loop and summary statistics exist in exactly one place.
     python runner.py eval --images DIR           DIR/<class>/<image>; one JSON line (accuracy, n)
     python runner.py bench [--iters N] ...       one JSON line (median_ms, p90_ms, ...)
 
-Every command verifies the bundle first. Exit codes: 0 ok, 2 bad input or no inference
-library, 3 the bundle's files do not match its manifest.
+Every command verifies the bundle first: manifest.json must list every file with its sha256,
+and an unlisted code file (.py, .so, .pth, ...) anywhere in the bundle is refused. Run as a
+script, the runner first drops its own folder and the cwd from sys.path (what ``python -I``
+does for them), so nothing planted beside it is imported. ``python3 -I runner.py`` also
+ignores PYTHONPATH and user site-packages. Exit codes: 0 ok, 2 bad input or no inference
+library, 3 a tampered or invalid bundle.
 
 Preprocessing matches edgeslim's pipeline bit for bit: a uint8 image at the input size ->
 float32 / 255 -> (x - mean) / std per channel -> NCHW.
@@ -18,23 +22,43 @@ float32 / 255 -> (x - mean) / std per channel -> NCHW.
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import json
 import os
-import platform
-import struct
 import sys
-import time
-import zlib
-from collections.abc import Callable
-from pathlib import Path
 
-import numpy as np
+
+def _isolate() -> None:
+    """Before any other import: no sys.path entry for the script's folder or the cwd (a
+    planted numpy.py or json.py there would run before verification); no bytecode written."""
+    sys.dont_write_bytecode = True
+    try:
+        cwd = os.getcwd()
+    except OSError:  # a deleted cwd: nothing to import from there
+        cwd = ""
+    drop = {os.path.realpath(os.path.dirname(os.path.abspath(__file__))), os.path.realpath(cwd)}
+    sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) not in drop]
+
+
+if __name__ == "__main__":
+    _isolate()
+
+import argparse  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import struct  # noqa: E402
+import time  # noqa: E402
+import zlib  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 RESULT_SCHEMA = "edgeslim.bench/1"
 IMAGE_EXTS = (".png", ".npy", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".pgm")
 EXIT_INPUT, EXIT_TAMPERED = 2, 3
+# unlisted files with these suffixes (anywhere in the bundle) could run as code: refused
+CODE_EXTS = (".py", ".pyc", ".pyo", ".pyw", ".pyd", ".pyz", ".pth", ".so", ".dll", ".dylib",
+             ".sh", ".egg", ".whl", ".zip")
 
 
 class RunnerError(Exception):
@@ -130,6 +154,8 @@ def read_png(path: str | os.PathLike) -> np.ndarray:
     if hdr is None:
         raise RunnerError(f"'{path}': PNG without IHDR")
     w, h, depth, ctype, _, _, interlace = hdr
+    if w * h > 1 << 26:  # 67 Mpx: a decompression bomb, not a camera frame
+        raise RunnerError(f"'{path}' is {w}x{h} pixels; refusing images over 67 megapixels")
     channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(ctype)
     if depth != 8 or interlace or channels is None:
         raise RunnerError(
@@ -188,8 +214,21 @@ def _unfilter_seq(line: np.ndarray, prev: np.ndarray, bpp: int, f: int) -> np.nd
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """uint8 (H,W) or (H,W,C) from .png (built-in), .npy, or what Pillow reads when installed."""
     p = Path(path)
-    if not p.is_file():
-        raise RunnerError(f"image '{p}' does not exist")
+    if not p.is_file():  # FIFOs and devices too: never opened
+        raise RunnerError(f"image '{p}' does not exist or is not a regular file")
+    try:
+        return _decode(p)
+    except RunnerError:
+        raise
+    except Exception as exc:  # Pillow, zlib, struct, numpy: a corrupt or unsupported file
+        raise RunnerError(f"cannot read image '{p}' ({type(exc).__name__}: {_line(exc)})") from None
+
+
+def _line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:300]
+
+
+def _decode(p: Path) -> np.ndarray:
     if p.suffix.lower() == ".png":
         try:
             return read_png(p)
@@ -262,35 +301,58 @@ def _resize(a: np.ndarray, h: int, w: int) -> np.ndarray:
 # ---------------------------------------------------------------- bundle + backends
 
 
+def _tampered(why: str) -> RunnerError:
+    return RunnerError(f"tampered/invalid bundle: {why}; refusing to run: re-copy it", EXIT_TAMPERED)
+
+
 def load_manifest(bundle: Path) -> dict:
+    """manifest.json, checked for shape: a 'files' table of relative path -> sha256 that lists
+    runner.py and the model at least (anything else is exit 3)."""
     path = bundle / "manifest.json"
     if not path.is_file():
         raise RunnerError(
             f"no manifest.json in '{bundle}'; run this from an edgeslim bundle or pass --bundle DIR"
         )
-    return json.loads(path.read_text())
+    try:
+        man = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError) as exc:
+        raise _tampered(f"manifest.json is not readable JSON ({type(exc).__name__})") from None
+    files = man.get("files") if isinstance(man, dict) else None
+    if not isinstance(files, dict) or not files:
+        raise _tampered("manifest.json has no 'files' table (the sha256 of every file)")
+    for rel, digest in files.items():
+        ok = isinstance(digest, str) and len(digest) == 64 and set(digest) <= set("0123456789abcdef")
+        if not ok or not rel or rel.startswith("/") or ".." in rel.split("/"):
+            raise _tampered(f"manifest entry {rel!r} is not a relative path with a sha256")
+    model = man.get("model")
+    mfile = model.get("file") if isinstance(model, dict) else None
+    if not isinstance(mfile, str) or mfile not in files or "runner.py" not in files:
+        raise _tampered("manifest.json must list runner.py and the model file")
+    return man
 
 
 def verify(bundle: Path, manifest: dict) -> int:
-    """Check every file in the manifest against its sha256; raise (exit 3) on a mismatch."""
-    files = manifest.get("files") or {}
+    """Every listed file against its sha256, then no unlisted code file; exit 3 otherwise."""
+    files = manifest["files"]
     for rel, want in sorted(files.items()):
         p = bundle / rel
         if not p.is_file():
-            raise RunnerError(
-                f"bundle file '{rel}' is missing; refusing to run (manifest lists it)",
-                EXIT_TAMPERED,
-            )
+            raise _tampered(f"bundle file '{rel}' is missing (manifest lists it)")
         h = hashlib.sha256()
         with open(p, "rb") as fh:
             for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
                 h.update(block)
         if h.hexdigest() != want:
-            raise RunnerError(
+            raise _tampered(
                 f"bundle file '{rel}' changed (sha256 {h.hexdigest()[:12]}... != manifest "
-                f"{want[:12]}...); refusing to run: re-copy the bundle",
-                EXIT_TAMPERED,
+                f"{want[:12]}...)"
             )
+    for root, _, names in os.walk(bundle):
+        for n in sorted(names):
+            rel = (Path(root) / n).relative_to(bundle).as_posix()
+            code = n.lower().endswith(CODE_EXTS) or "__pycache__" in rel.split("/")
+            if code and rel not in files:
+                raise _tampered(f"'{rel}' is not listed in manifest.json and could run as code")
     return len(files)
 
 
@@ -472,9 +534,17 @@ def _batches(xs: list[np.ndarray], size: int):
         yield np.stack(xs[i : i + size]).astype(np.float32)
 
 
+def _labels_pre(man: dict) -> tuple[list, dict]:
+    labels, pre = man.get("labels"), man.get("preprocessing")
+    if not isinstance(labels, list) or not labels or not isinstance(pre, dict):
+        raise RunnerError("this bundle has no labels/preprocessing (a minimal bench bundle): "
+                          "only verify and bench work")
+    return labels, pre
+
+
 def cmd_classify(bundle: Path, man: dict, args: argparse.Namespace) -> int:
     run = open_runner(bundle, man, args.backend, args.threads)
-    labels, pre = man["labels"], man["preprocessing"]
+    labels, pre = _labels_pre(man)
     xs = [preprocess(read_image(p), pre) for p in args.images]
     logits = np.concatenate([run.run(b) for b in _batches(xs, args.batch or 1)])
     for path, z in zip(args.images, logits, strict=True):
@@ -516,7 +586,7 @@ def labeled_images(folder: Path, labels: list[str]) -> list[tuple[Path, int]]:
 
 def cmd_eval(bundle: Path, man: dict, args: argparse.Namespace) -> int:
     run = open_runner(bundle, man, args.backend, args.threads)
-    labels, pre = man["labels"], man["preprocessing"]
+    labels, pre = _labels_pre(man)
     items = labeled_images(Path(args.images), labels)
     xs = [preprocess(read_image(f), pre) for f, _ in items]
     y = np.array([c for _, c in items])
@@ -614,16 +684,24 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    for name, low in (("batch", 1), ("iters", 1), ("warmup", 0), ("min_time", 0), ("threads", 0)):
+        v = getattr(args, name, None)
+        if v is not None and not v >= low:  # `not >=` also refuses nan
+            raise RunnerError(f"--{name.replace('_', '-')} {v} is not valid; give {low} or more")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     bundle = Path(args.bundle)
     try:
+        _check_args(args)
         man = load_manifest(bundle)
         n = verify(bundle, man)
         if args.cmd == "verify":
             print(json.dumps({"verified": n, "bundle": str(bundle), "ok": True}))
             return 0
-        if getattr(args, "threads", None) is None and args.cmd != "verify":
+        if getattr(args, "threads", None) is None:
             args.threads = man.get("target", {}).get("threads")
         return {"classify": cmd_classify, "eval": cmd_eval, "bench": cmd_bench}[args.cmd](
             bundle, man, args
@@ -631,6 +709,11 @@ def main(argv: list[str] | None = None) -> int:
     except RunnerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code
+    except Exception as exc:  # on a device a one-line error beats a traceback
+        if os.environ.get("EDGESLIM_TRACEBACK"):
+            raise
+        print(f"error: {type(exc).__name__}: {_line(exc)}", file=sys.stderr)
+        return EXIT_INPUT
 
 
 if __name__ == "__main__":
