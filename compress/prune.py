@@ -35,7 +35,7 @@ _SUPPORTED_LEAVES: tuple[type[nn.Module], ...] = (
     nn.MultiheadAttention,
     nn.LSTM,
 )
-_ATTR_TYPES = (int, bool)
+_ATTR_TYPES = (int, bool, float)  # float: attention scale after head pruning
 
 
 def make_importance(name: str) -> Any:
@@ -88,9 +88,59 @@ def _head_names(model: nn.Module) -> list[str]:
     return [find_head(model)[0]]
 
 
+def is_qkv_attention(mod: nn.Module) -> bool:
+    """timm-style attention: one ``qkv`` Linear, ``num_heads`` and ``head_dim`` attributes.
+
+    Covers timm's ViT / DeiT / MobileViT ``Attention``; its forward reshapes the qkv output with
+    ``num_heads`` and ``head_dim`` (and ``attn_dim``), which :func:`sync_model_attrs` updates.
+    """
+    return (isinstance(getattr(mod, "qkv", None), nn.Linear) and isinstance(getattr(mod, "num_heads", None), int)
+            and isinstance(getattr(mod, "head_dim", None), int))
+
+
 def attention_heads(model: nn.Module) -> dict[nn.Module, int]:
-    """``num_heads`` per attention layer so head dims are pruned consistently."""
-    return {m: m.num_heads for m in model.modules() if isinstance(m, nn.MultiheadAttention)}
+    """``num_heads`` per attention projection so head dims are pruned consistently."""
+    heads: dict[nn.Module, int] = {}
+    for m in model.modules():
+        if isinstance(m, nn.MultiheadAttention):
+            heads[m] = m.num_heads
+        elif is_qkv_attention(m):
+            heads[m.qkv] = m.num_heads
+    return heads
+
+
+def check_attention(model: nn.Module, ignored: list[str]) -> None:
+    """Refuse attention layers whose head layout torch-pruning would break, naming the fix.
+
+    An attention module edgeslim does not know (a ``num_heads`` attribute, but neither
+    ``nn.MultiheadAttention`` nor a timm-style ``qkv`` projection) reshapes by head count in its
+    forward; pruning its projections would make that reshape fail at run time.
+    """
+    for name, mod in model.named_modules():
+        if not name or any(name == i or name.startswith(i + ".") for i in ignored):
+            continue
+        if not isinstance(getattr(mod, "num_heads", None), int) or isinstance(mod, nn.MultiheadAttention):
+            continue
+        if is_qkv_attention(mod) or not any(isinstance(c, nn.Linear) for c in mod.children()):
+            continue
+        raise InputError(
+            f"cannot prune safely: attention layer '{name}' ({type(mod).__name__}) splits its projections "
+            "into heads in a way torch-pruning cannot update (no single qkv Linear); add it to "
+            f"prune.ignored_layers (e.g. ignored_layers: [{name}, ...]: its heads keep their width)"
+        )
+
+
+def unwrapped_parameters(model: nn.Module) -> list[tuple[nn.Parameter, int]]:
+    """Parameters held directly by container modules (ViT ``cls_token``, ``pos_embed``): the
+    channel dimension is the last one, as torch-pruning's own timm ViT example prunes them."""
+    out = []
+    for mod in model.modules():
+        if isinstance(mod, _SUPPORTED_LEAVES) or not list(mod.children()):
+            continue
+        for p in mod.parameters(recurse=False):
+            if p.dim() >= 2:
+                out.append((p, p.dim() - 1))
+    return out
 
 
 def build_pruner(
@@ -110,6 +160,7 @@ def build_pruner(
 
     ignored = list(ignored if ignored is not None else _head_names(model))
     check_prunable(model, ignored)
+    check_attention(model, ignored)
     ign = resolve_layers(model, ignored)
     heads = attention_heads(model)
     # Head dims only: keeps num_heads valid and rounding applies per head group.
@@ -124,6 +175,7 @@ def build_pruner(
             ignored_layers=ign,
             round_to=round_to,
             num_heads=heads,
+            unwrapped_parameters=unwrapped_parameters(model),
             prune_head_dims=True,
             prune_num_heads=False,
             max_pruning_ratio=max_ratio,
@@ -199,11 +251,22 @@ def _apply_prune_channels(model: nn.Module, edit: dict[str, Any]) -> nn.Module:
 
 
 def sync_model_attrs(model: nn.Module) -> None:
-    """Fix attributes torch-pruning does not know about (torchvision ViT's ``hidden_dim``)."""
+    """Fix attributes torch-pruning does not know about.
+
+    torchvision ViT's ``hidden_dim``; timm attention's ``head_dim`` / ``attn_dim`` / ``scale``
+    (heads are kept, their width shrinks: ``head_dim = qkv.out_features / (3 * num_heads)``).
+    """
     for mod in model.modules():
         tok = getattr(mod, "class_token", None)
         if isinstance(tok, torch.Tensor) and hasattr(mod, "hidden_dim"):
             mod.hidden_dim = int(tok.shape[-1])
+        if is_qkv_attention(mod):
+            mod.head_dim = int(mod.qkv.out_features // (3 * mod.num_heads))
+            if isinstance(getattr(mod, "attn_dim", None), int):
+                mod.attn_dim = mod.num_heads * mod.head_dim
+            if isinstance(getattr(mod, "scale", None), float):
+                # Same softmax temperature as the fused kernel, which scales by the actual head width.
+                mod.scale = mod.head_dim**-0.5
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,9 +298,19 @@ def verify_forward(model: nn.Module, example: torch.Tensor) -> None:
             mod = model.get_submodule(where) if stack else model
             raise StageError(
                 f"pruned model fails at layer '{where}' ({type(mod).__name__}): "
-                f"{str(exc).splitlines()[0][:200]}; "
-                "add that layer (or the custom op feeding it) to prune.ignored_layers"
+                f"{str(exc).splitlines()[0][:200]}; {_fix_for(model, where)}"
             ) from exc
+
+
+def _fix_for(model: nn.Module, where: str) -> str:
+    """The option that fixes a failure at ``where``: ignore the enclosing attention module if any."""
+    parts = where.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        name = ".".join(parts[:i])
+        if isinstance(getattr(model.get_submodule(name), "num_heads", None), int):
+            return (f"it sits in attention module '{name}', whose head layout was not updated: add "
+                    f"'{name}' to prune.ignored_layers")
+    return "add that layer (or the custom op feeding it) to prune.ignored_layers"
 
 
 def channel_table(before: dict[str, Any], model: nn.Module) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from edgeslim.errors import InputError, unknown_name
 
 Builder = Callable[..., nn.Module]
 _BUILDERS: dict[str, Builder] = {}
-SOURCES = ("builtin", "torchvision", "timm")
+SOURCES = ("builtin", "torchvision", "timm")  # zoo prefixes; every form: source_registry.FORMS
 
 
 def register_model(name: str | None = None) -> Callable[[Builder], Builder]:
@@ -46,13 +46,18 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def split_source(name: str) -> tuple[str, str]:
-    """``'torchvision:resnet18'`` -> ``('torchvision', 'resnet18')``; bare names are built-ins."""
-    if ":" in name:
-        src, arch = name.split(":", 1)
-        if src not in SOURCES:
-            raise unknown_name("model source", src, SOURCES, "write e.g. torchvision:resnet18")
-        return src, arch
-    return "builtin", name
+    """``'torchvision:resnet18'`` -> ``('torchvision', 'resnet18')``; bare names are built-ins.
+
+    Other kinds (``pyfile``, ``module``, ``onnx``, ``exported``, ``torchscript``, ``edgeslim``,
+    ``object``) come from :mod:`edgeslim.models.source_registry`; an unknown prefix is an
+    InputError listing the valid forms. Nothing is imported or run.
+    """
+    from edgeslim.models.source_registry import check_module_importable, source_info
+
+    info = source_info(name)
+    if info.kind == "module":
+        check_module_importable(info)
+    return info.kind, info.target
 
 
 def create_model(
@@ -63,15 +68,17 @@ def create_model(
     weights_file: str | None = None,
     **kwargs: Any,
 ) -> nn.Module:
-    """Build a model by registry name.
+    """Build an editable model from any source that has one (see ``source_registry``).
 
     Args:
-        name: ``tinycnn`` (built-in), ``torchvision:resnet18`` or ``timm:resnet18``.
-        num_classes: classes of the head; the source's default when ``None``.
-        in_chans: input channels (built-ins only; torchvision/timm models take 3).
+        name: ``tinycnn`` (built-in), ``torchvision:resnet18``, ``timm:resnet18``,
+            ``path/to/file.py:Name``, ``package.module:Name`` or an edgeslim ``model.pt``.
+        num_classes: classes of the head; the source's default when ``None``. A user's class
+            or factory receives it only when its signature has ``num_classes``.
+        in_chans: input channels (built-ins, timm, and user builders that take ``in_chans``).
         weights: torchvision weights enum name (``DEFAULT``, ``IMAGENET1K_V1``), from the
             local torch hub cache only; never downloaded.
-        weights_file: a local weights file (timm, or any source).
+        weights_file: a local weights file (any source).
 
     >>> import torch
     >>> m = create_model("tinycnn", num_classes=5)
@@ -81,28 +88,36 @@ def create_model(
     from edgeslim.models import sources
 
     src, arch = split_source(name)
+    if weights and src != "torchvision":
+        raise InputError(
+            f"model '{name}' has no named weights '{weights}' (only torchvision:<name> has); "
+            "use checkpoint: PATH or weights_file instead"
+        )
     if src == "builtin":
-        _ensure_builtins()
-        if arch not in _BUILDERS:
-            raise unknown_name("model", name, list(_BUILDERS) + ["torchvision:<name>", "timm:<name>"])
-        kw = dict(kwargs)
-        if num_classes is not None:
-            kw["num_classes"] = num_classes
-        model = _BUILDERS[arch](in_chans=in_chans, **kw)
-        if weights:
-            raise InputError(
-                f"model '{name}' is a built-in and has no named weights '{weights}'; "
-                "use checkpoint: PATH or weights_file instead"
-            )
+        model = _builtin(arch, name, num_classes, in_chans, kwargs)
     elif src == "torchvision":
         model = sources.torchvision_model(arch, num_classes, weights, **kwargs)
-    else:
+    elif src == "timm":
         model = sources.timm_model(arch, num_classes, in_chans, **kwargs)
+    else:
+        model = sources.other_model(src, arch, name, num_classes, in_chans, kwargs)
     if weights_file:
         from edgeslim.models.checkpoint import load_weights_into
 
         load_weights_into(model, weights_file, num_classes=num_classes)
     return model
+
+
+def _builtin(arch: str, name: str, num_classes: int | None, in_chans: int, kwargs: dict[str, Any]) -> nn.Module:
+    _ensure_builtins()
+    if arch not in _BUILDERS:
+        from edgeslim.models.source_registry import FORMS
+
+        raise unknown_name("model", name, list(_BUILDERS), "valid forms: " + ", ".join(FORMS[1:]))
+    kw = dict(kwargs)
+    if num_classes is not None:
+        kw["num_classes"] = num_classes
+    return _BUILDERS[arch](in_chans=in_chans, **kw)
 
 
 def _ensure_builtins() -> None:

@@ -68,3 +68,55 @@ def timm_model(arch: str, num_classes: int | None, in_chans: int, **kwargs: Any)
         kw["num_classes"] = num_classes
     # pretrained=False: weights come only from a local weights_file (see create_model).
     return timm.create_model(arch, pretrained=False, in_chans=in_chans, **kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources beyond the zoos: a user's file or module, an in-memory object, an edgeslim model.pt
+
+_OBJECTS: dict[str, nn.Module] = {}
+
+
+def register_object(model: nn.Module) -> str:
+    """Make an in-memory nn.Module a model source for this process: returns ``object:<key>``.
+
+    The key carries the class name and a hash of its structure and weights, so two different
+    modules never share a stage cache.
+    """
+    import hashlib
+    import io
+
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    digest = hashlib.sha256(repr(model).encode() + buf.getvalue()).hexdigest()[:12]
+    key = f"{type(model).__name__}-{digest}"
+    _OBJECTS[key] = model
+    return f"object:{key}"
+
+
+def other_model(kind: str, target: str, name: str, num_classes: int | None, in_chans: int,
+                kwargs: dict[str, Any]) -> nn.Module:
+    """Build a pyfile / module / object / edgeslim source; frozen graphs are refused."""
+    import copy
+
+    from edgeslim.models.source_registry import FROZEN_STAGES
+
+    if kind in ("pyfile", "module"):
+        from edgeslim.models.userfile import build_user_model, origin_of
+
+        return build_user_model(origin_of(kind, target), kwargs, num_classes, in_chans)
+    if kind == "object":
+        if target not in _OBJECTS:
+            raise InputError(f"model source '{name}' names no object registered in this process; pass the "
+                             "module again: edgeslim.run(recipe, model=my_module)")
+        return copy.deepcopy(_OBJECTS[target])
+    if kind == "edgeslim":
+        from edgeslim.models.serialize import load_model
+
+        if kwargs:
+            raise InputError(f"'{name}' is a saved model: its architecture is fixed; drop model.kwargs {kwargs}")
+        return load_model(target)
+    raise InputError(
+        f"'{name}' is a frozen {kind} graph: it runs as it is but is not an editable nn.Module; stages "
+        f"that can use it: {', '.join(FROZEN_STAGES)}; to prune or train it, give its Python class "
+        "(path/to/file.py:ClassName) and its weights (checkpoint)"
+    )
