@@ -388,12 +388,7 @@ def _save(m: onnx.ModelProto, out: Path, external: bool) -> list[Path]:
                 size_threshold=1024,
             )
             # the .onnx refers to the data file by name: rewrite the reference to the final name
-            m2 = onnx.load(str(tmp), load_external_data=False)
-            for t in _external_tensors(m2):
-                for e in t.external_data:
-                    if e.key == "location":
-                        e.value = data_name
-            onnx.save_model(m2, str(tmp))
+            _point_external_data(tmp, data_name)
             os.replace(data_tmp, out.parent / data_name)
         else:
             onnx.save_model(m, str(tmp))
@@ -402,6 +397,45 @@ def _save(m: onnx.ModelProto, out: Path, external: bool) -> list[Path]:
     finally:
         tmp.unlink(missing_ok=True)
     return [out, out.parent / data_name] if external else [out]
+
+
+def _point_external_data(path: Path, data_name: str) -> None:
+    """Make the ONNX file at ``path`` name ``data_name`` as its external-data file."""
+    import onnx
+
+    m = onnx.load(str(path), load_external_data=False)
+    for t in _external_tensors(m):
+        for e in t.external_data:
+            if e.key == "location":
+                e.value = data_name
+    onnx.save_model(m, str(path))
+
+
+def move_onnx(src: Path, dst: Path) -> None:
+    """Rename an ONNX file and its ``<name>.data`` sidecar to ``dst`` (same file system).
+
+    The sidecar goes first and the .onnx last, so ``dst`` appears only once it is complete;
+    a stale sidecar of an earlier ``dst`` is removed.
+    """
+    side, dst_side = src.with_name(src.name + ".data"), dst.with_name(dst.name + ".data")
+    if side.is_file():
+        if src.name != dst.name:
+            _point_external_data(src, dst_side.name)
+        os.replace(side, dst_side)
+    else:
+        dst_side.unlink(missing_ok=True)
+    os.replace(src, dst)
+
+
+@contextlib.contextmanager
+def staging_dir(out: Path) -> Any:
+    """A temp folder beside ``out`` (``.<name>.tmp-XXXXXXXX``, removed on exit) to export and
+    gate in, so nothing appears under ``out`` before the gate has passed."""
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def _external_tensors(m: onnx.ModelProto) -> list[Any]:

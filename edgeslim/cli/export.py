@@ -13,7 +13,9 @@ EPILOG = """examples:
   edgeslim export torchvision:resnet18 --checkpoint w.pth --num-classes 10 --input-size 224 \\
       --out r18.onnx
   edgeslim export tinycnn --input-size 32 --out tiny.onnx      a registry name (random weights)
-The FP32 parity gate runs after export (exit 1 and FILE.onnx.failed kept when it fails)."""
+The model is exported and gated under a temp name; FILE.onnx is written only when the FP32
+parity gate passes. A failed gate exits 1, keeps the model as FILE.failed.onnx and leaves an
+existing FILE.onnx untouched."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,34 +66,46 @@ def resolve_model(args: argparse.Namespace) -> tuple[Any, Any, str]:
         st = next(
             (
                 s
-                for s in reversed(rec.get("stages", []))
-                if s.get("status") == "completed" and s.get("model_file")
+                for s in reversed(rec["stages"])
+                if isinstance(s, dict) and s.get("status") == "completed" and s.get("model_file")
             ),
             None,
         )
         if st is None:
             raise InputError(f"run '{src}' has no completed stage with a torch model (model.pt)")
-        return (
-            load_model(src / st["dir"] / st["model_file"]),
-            _data_of(rec),
-            f"{src.name}/{st['dir']}",
-        )
+        path = src / st["dir"] / st["model_file"]
+        return _readable(lambda: load_model(path), path), _data_of(rec), f"{src.name}/{st['dir']}"
     if src.suffix in (".pt", ".pth") and src.is_file() and not args.checkpoint:
-        return load_model(src), None, src.name
+        return _readable(lambda: load_model(src), src), None, src.name
     from edgeslim.models.registry import create_model
 
     in_chans = args.channels or 3
-    model = create_model(
-        args.model, num_classes=args.num_classes, in_chans=in_chans, **_kwargs(args.kwargs)
+    kw = _kwargs(args.kwargs)
+    model = _readable(
+        lambda: create_model(args.model, num_classes=args.num_classes, in_chans=in_chans, **kw),
+        args.model,
+        "cannot be built with these arguments",
     )
     if args.checkpoint:
         from edgeslim.fsutil import require_file
         from edgeslim.models.checkpoint import load_weights_into
 
-        load_weights_into(
-            model, require_file(args.checkpoint, "checkpoint"), num_classes=args.num_classes
-        )
+        ck = require_file(args.checkpoint, "checkpoint")
+        _readable(lambda: load_weights_into(model, ck, num_classes=args.num_classes), ck)
     return model.eval(), None, args.model
+
+
+def _readable(fn: Any, what: Any, problem: str = "cannot be read as a model or checkpoint") -> Any:
+    """Call ``fn``; an unexpected library error becomes a one-line InputError naming ``what``."""
+    from edgeslim.errors import EdgeslimError, InputError
+
+    try:
+        return fn()
+    except EdgeslimError:
+        raise
+    except Exception as exc:  # torch.load/builders raise KeyError, TypeError, RuntimeError, ...
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise InputError(f"'{what}' {problem} ({type(exc).__name__}: {first})") from exc
 
 
 def _kwargs(text: str | None) -> dict[str, Any]:
@@ -138,13 +152,28 @@ def _probe_data(shape: tuple[int, int, int], n: int) -> Any:
     )
 
 
+def _check_args(args: argparse.Namespace, out: Path) -> None:
+    from edgeslim.errors import InputError
+
+    if out.suffix != ".onnx":
+        raise InputError(f"--out '{out}' must end in .onnx, e.g. --out model.onnx")
+    if out.is_dir() or out.is_symlink():
+        raise InputError(f"--out '{out}' is a folder or a link; give a file name like model.onnx")
+    limits = {"samples": (1, 100_000), "input_size": (8, 4096), "num_classes": (1, 100_000),
+              "opset": (13, 23)}
+    for name, (lo, hi) in limits.items():
+        v = getattr(args, name)
+        if v is not None and not lo <= v <= hi:
+            raise InputError(f"--{name.replace('_', '-')} {v} is out of range; give {lo}..{hi}")
+
+
 def main(args: argparse.Namespace) -> int:
-    from edgeslim.deploy.export import export_onnx
+    from edgeslim.deploy.export import export_onnx, move_onnx, staging_dir
+    from edgeslim.deploy.outpath import os_error_message, output_lock
     from edgeslim.errors import InputError
 
     out = Path(args.out)
-    if out.suffix != ".onnx":
-        raise InputError(f"--out '{out}' must end in .onnx, e.g. --out model.onnx")
+    _check_args(args, out)
     model, data, what = resolve_model(args)
     shape = _shape(args, model, data)
     meta: dict[str, Any] = {"edgeslim.source": what, "edgeslim.precision": "fp32"}
@@ -156,16 +185,18 @@ def main(args: argparse.Namespace) -> int:
                 "edgeslim.std": data.std,
             }
         )
-    res = export_onnx(
-        model,
-        shape,
-        out,
-        args.opset,
-        not args.static_batch,
-        meta,
-        args.exporter,
-        simplify=not args.no_simplify,
-    )
+    # exported and gated under a temp name: FILE.onnx appears only after the gate passed
+    with output_lock(out), staging_dir(out) as stage:
+        staged = stage / out.name
+        try:
+            res = export_onnx(
+                model, shape, staged, args.opset, not args.static_batch, meta, args.exporter,
+                simplify=not args.no_simplify,
+            )
+            rep = None if args.no_parity else _parity_gate(model, staged, out, shape, data, args.samples)
+            move_onnx(staged, out)
+        except OSError as exc:
+            raise InputError(os_error_message(exc, f"exporting to '{out}'")) from exc
     info: dict[str, Any] = {
         "onnx": str(out),
         "exporter": res.exporter,
@@ -174,32 +205,37 @@ def main(args: argparse.Namespace) -> int:
         "simplified": res.simplified,
         "warnings": res.warnings,
     }
-    if not args.no_parity:
-        info["parity"] = _parity_gate(model, out, shape, data, args.samples)
+    if rep is not None:
+        from edgeslim.fsutil import atomic_write_json
+
+        atomic_write_json(out.with_name(out.name + ".parity.json"), rep.to_json())
+        info["parity"] = rep.summary()
     print(json.dumps(info))
     return 0
 
 
 def _parity_gate(
-    model: Any, out: Path, shape: tuple[int, int, int], data: Any, samples: int
-) -> str:
-    """FP32 gate; on failure the file is renamed FILE.onnx.failed and GateError propagates."""
-    import shutil
-
+    model: Any, staged: Path, out: Path, shape: tuple[int, int, int], data: Any, samples: int
+) -> Any:
+    """FP32 gate on the staged file. On failure it is kept as FILE.failed.onnx (with its report
+    FILE.failed.onnx.parity.json), FILE.onnx stays as it was, and GateError propagates."""
     from edgeslim.deploy.backends import OrtBackend, TorchBackend
+    from edgeslim.deploy.export import move_onnx
     from edgeslim.deploy.parity import ParityConfig, fp32_parity, gate, split_inputs
     from edgeslim.errors import GateError
+    from edgeslim.fsutil import atomic_write_json
 
     x, _ = split_inputs(data if data is not None else _probe_data(shape, samples), samples)
-    art = OrtBackend(out)
+    art = OrtBackend(staged)
     cfg = ParityConfig(samples=samples)
     rep = fp32_parity(
         TorchBackend(model, shape), art, x, cfg, out.name, "pytorch", art.output_names
     )
-    failed = out.with_name(out.name + ".failed")
+    failed = out.with_name(out.stem + ".failed.onnx")
     try:
-        gate(rep, out.with_name(out.name + ".parity.json"), str(failed))
+        gate(rep, None, f"{failed} ({out.name} left unchanged)")
     except GateError:
-        shutil.move(str(out), str(failed))
+        move_onnx(staged, failed)
+        atomic_write_json(failed.with_name(failed.name + ".parity.json"), rep.to_json())
         raise
-    return rep.summary()
+    return rep

@@ -213,6 +213,6 @@ def test_cli_export_gate_failure_keeps_the_file_as_failed(cli, tmp_path):
     code, _, err = cli(
         "export", "drift_test_net", "--input-size", "16", "--out", out, "--samples", "8"
     )
-    assert code == 1 and "parity gate failed" in err and "d.onnx.failed" in err
-    assert not out.exists() and (tmp_path / "d.onnx.failed").is_file()
-    assert json.loads((tmp_path / "d.onnx.parity.json").read_text())["passed"] is False
+    assert code == 1 and "parity gate failed" in err and "d.failed.onnx" in err
+    assert not out.exists() and (tmp_path / "d.failed.onnx").is_file()
+    assert json.loads((tmp_path / "d.failed.onnx.parity.json").read_text())["passed"] is False
