@@ -45,6 +45,11 @@ def compile_config(opts: RuntimeOptions, model_precision: str, cpuinfo: str | No
             "precise": opts.precise, "precision": want}
 
 
+def _ir_precision(model: Any) -> str:
+    """int8 when an OpenVINO model holds FakeQuantize ops (how QDQ/NNCF INT8 appears), else fp32."""
+    return "int8" if any(op.get_type_name() == "FakeQuantize" for op in model.get_ordered_ops()) else "fp32"
+
+
 @register_backend("openvino")
 class OpenVinoBackend:
     """An OpenVINO compiled model over an .onnx (or IR .xml) file."""
@@ -61,11 +66,13 @@ class OpenVinoBackend:
         self.path = Path(artifact)
         if not self.path.is_file():
             raise InputError(f"model file '{self.path}' does not exist")
-        self.model_precision = detect_precision(load_model(self.path)) if self.path.suffix == ".onnx" else "fp32"
-        self.config = compile_config(opts, self.model_precision)
+        # ONNX facts from the file (a bad file fails here with edgeslim's one-line error)
+        onnx_precision = detect_precision(load_model(self.path)) if self.path.suffix == ".onnx" else None
         core = ov.Core()
         try:
             model = core.read_model(str(self.path))
+            self.model_precision = onnx_precision or _ir_precision(model)
+            self.config = compile_config(opts, self.model_precision)
             if opts.input_shape is not None:
                 model.reshape({model.inputs[0].get_any_name(): list(opts.input_shape)})
             self.compiled = core.compile_model(model, "CPU", ov_compile_config(self.config))

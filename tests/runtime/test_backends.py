@@ -150,3 +150,14 @@ def test_openvino_bad_files_are_input_errors(tmp_path):
     bad.write_bytes(b"\x08\x07" + b"garbage" * 20)
     with pytest.raises(InputError):
         open_backend(bad, "openvino")
+
+
+@needs_openvino
+def test_openvino_ir_keeps_int8_precision(exported, tmp_path):
+    import openvino as ov
+
+    xml = tmp_path / "int8.xml"
+    ov.save_model(ov.Core().read_model(str(exported.int8)), str(xml))
+    be = open_backend(xml, "openvino", threads=2)
+    assert be.describe()["precision"] == "int8"  # FakeQuantize ops in the IR
+    assert be.run(exported.x[:5]).shape == (5, 4)
