@@ -26,7 +26,8 @@ from edgeslim.errors import InputError
 
 _TARGET = re.compile(
     r"^(?:(?P<user>[A-Za-z0-9._][A-Za-z0-9._-]*)@)?"
-    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*)(?::(?P<port>\d{1,5}))?$"
+    r"(?:\[(?P<ip6>[0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?)\]|(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*))"
+    r"(?::(?P<port>\d{1,5}))?$"
 )
 _SAFE_REMOTE_DIR = re.compile(r"^/[A-Za-z0-9._/-]+$")
 RUNNER_MISSING_RUNTIME, RUNNER_TAMPERED = 2, 3
@@ -52,23 +53,38 @@ class SshTarget:
 
     @property
     def dest(self) -> str:
-        host = self.host.strip("[]")
-        return f"{self.user}@{host}" if self.user else host
+        """``user@host`` for ssh (which takes an IPv6 address without brackets)."""
+        return f"{self.user}@{self.host}" if self.user else self.host
+
+    def with_path(self, path: str) -> str:
+        """``user@host:path`` for scp; an IPv6 address needs brackets there (``user@[::1]:p``)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.user}@{host}:{path}" if self.user else f"{host}:{path}"
 
     def __str__(self) -> str:
-        return f"{self.dest}:{self.port}"
+        return self.with_path(str(self.port))
 
 
 def parse_target(text: str) -> tuple[str | None, str, int]:
-    """Split ``user@host[:port]`` (``[::1]:2222`` for IPv6); reject anything else."""
+    """Split ``user@host[:port]`` (``user@[::1]:2222`` for IPv6); reject anything else.
+
+    The host comes back without brackets.
+    """
+    import ipaddress
+
     m = _TARGET.match(text or "")
     port = int(m.group("port")) if m and m.group("port") else 22
-    if not m or not 1 <= port <= 65535:
+    ip6 = m.group("ip6") if m else None
+    try:
+        ok = m is not None and 1 <= port <= 65535 and (ip6 is None or ipaddress.IPv6Address(ip6))
+    except ValueError:
+        ok = False
+    if not ok:
         raise InputError(
-            f"--remote '{text}' is not user@host[:port]; e.g. pi@raspberrypi.local or "
-            "root@10.0.0.5:2222 (letters, digits, '.', '-' only)"
+            f"--remote '{text}' is not user@host[:port]; e.g. pi@raspberrypi.local, "
+            "root@10.0.0.5:2222 or pi@[fd00::2]:2222 (IPv6 in brackets)"
         )
-    return m.group("user"), m.group("host"), port
+    return m.group("user"), ip6 or m.group("host"), port
 
 
 def add_remote_args(p: argparse.ArgumentParser) -> None:
@@ -161,7 +177,7 @@ def _classify(t: SshTarget, stderr: str) -> RemoteError:
     if "host key verification failed" in low or "remote host identification has changed" in low:
         return RemoteError(
             f"host key of {t} is not trusted (not in {kh}, or it changed): {err}; add it "
-            f"with ssh-keyscan -p {t.port} {t.host.strip('[]')} >> {kh} after checking its "
+            f"with ssh-keyscan -p {t.port} {t.host} >> {kh} after checking its "
             "fingerprint, or pass --trust-on-first-use for a first connection"
         )
     if "permission denied" in low or "too many authentication failures" in low:
@@ -211,8 +227,9 @@ def scp_to(t: SshTarget, local: Path, remote_path: str) -> None:
         str(t.port),
         "-q",
         "-r",
-        str(local),
-        f"{t.dest}:{remote_path}",
+        "--",  # no path can become an option; absolute, so no ':' in it reads as a host
+        str(local.resolve()),
+        t.with_path(remote_path),
     ]
     proc = subprocess.run(full, capture_output=True, text=True, timeout=600, check=False)
     if proc.returncode != 0:
@@ -224,7 +241,7 @@ def close(t: SshTarget) -> None:
     if t._control_dir is None:
         return
     subprocess.run(
-        ["ssh", "-o", f"ControlPath={t._control_dir}/cm", "-O", "exit", t.dest],
+        ["ssh", "-o", f"ControlPath={t._control_dir}/cm", "-O", "exit", "--", t.dest],
         capture_output=True,
         timeout=10,
         check=False,

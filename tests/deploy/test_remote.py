@@ -24,15 +24,41 @@ pytestmark = pytest.mark.ssh
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+def _free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
 def _keygen(path: Path) -> str:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
     return path.with_suffix(".pub").read_text().strip()
+
+
+def _start_sshd(d: Path, listen: str) -> tuple[subprocess.Popen, int]:
+    """A throwaway sshd on ``listen`` (127.0.0.1 or ::1) using the keys in ``d``."""
+    port = _free_port(listen)
+    conf = d / f"sshd_config_{port}"
+    conf.write_text(
+        f"Port {port}\nListenAddress {listen}\nHostKey {d / 'host_key'}\n"
+        f"PidFile {d / f'sshd_{port}.pid'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+        "PermitRootLogin prohibit-password\n"
+        "Subsystem sftp internal-sftp\nLogLevel ERROR\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)  # privilege-separation dir sshd insists on
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(conf)], stderr=subprocess.PIPE)
+    deadline = time.time() + 60  # waits on the port opening; the cap only guards a hang
+    while time.time() < deadline:
+        try:
+            socket.create_connection((listen, port), timeout=0.5).close()
+            return proc, port
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"sshd did not start: {proc.stderr.read().decode()[-500:]}")
+            time.sleep(0.05)
+    proc.kill()
+    pytest.fail(f"sshd did not listen on {listen}:{port} within 60 s")
 
 
 @pytest.fixture(scope="module")
@@ -42,31 +68,33 @@ def sshd(tmp_path_factory):
     user_pub = _keygen(d / "user_key")
     _keygen(d / "stranger_key")  # a key the server does not know: login must fail
     (d / "authorized_keys").write_text(user_pub + "\n")
-    port = _free_port()
-    (d / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host_key'}\n"
-        f"PidFile {d / 'sshd.pid'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
-        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
-        "PermitRootLogin prohibit-password\n"
-        "Subsystem sftp internal-sftp\nLogLevel ERROR\n"
-    )
-    Path("/run/sshd").mkdir(exist_ok=True)  # privilege-separation dir sshd insists on
     for p in d.glob("*_key"):
         p.chmod(0o600)
-    proc = subprocess.Popen(
-        [SSHD, "-D", "-e", "-f", str(d / "sshd_config")], stderr=subprocess.PIPE
-    )
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"sshd did not start: {proc.stderr.read().decode()[-500:]}")
-            time.sleep(0.05)
+    proc, port = _start_sshd(d, "127.0.0.1")
     (d / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub}\n")
     yield {"dir": d, "port": port, "target": f"{getpass.getuser()}@127.0.0.1:{port}"}
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        _free_port("::1")
+    except OSError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def sshd6(sshd):
+    """A second sshd with the same keys, listening on the IPv6 loopback only."""
+    if not _has_ipv6_loopback():
+        pytest.skip("this machine has no IPv6 loopback (::1 cannot be bound)")
+    d = sshd["dir"]
+    proc, port = _start_sshd(d, "::1")
+    host_pub = (d / "host_key.pub").read_text().strip()
+    (d / "known_hosts6").write_text(f"[::1]:{port} {host_pub}\n")
+    yield {"dir": d, "port": port, "target": f"{getpass.getuser()}@[::1]:{port}"}
     proc.terminate()
     proc.wait(timeout=10)
 
@@ -93,6 +121,7 @@ def odd_python(tmp_path_factory):
 
 
 def _ssh_args(sshd, key: str = "user_key", known: str = "known_hosts") -> list[str]:
+    known = "known_hosts6" if "[::1]" in sshd["target"] and known == "known_hosts" else known
     return [
         "--remote",
         sshd["target"],
@@ -229,3 +258,59 @@ def test_tampered_bundle_is_refused(cli, sshd, bundles, tmp_path):
 def test_bad_remote_target(cli, bundles, target):
     code, _, err = cli("bench", bundles["a"], "--remote", target)
     assert code == 2 and "is not user@host[:port]" in err
+
+
+@pytest.mark.parametrize(
+    "text,want",
+    [
+        ("[::1]:2222", (None, "::1", 2222)),
+        ("pi@[::1]:2222", ("pi", "::1", 2222)),
+        ("pi@[fd00::2]", ("pi", "fd00::2", 22)),
+        ("root@[fe80::1%eth0]:22", ("root", "fe80::1%eth0", 22)),
+        ("pi@10.0.0.5:2222", ("pi", "10.0.0.5", 2222)),
+    ],
+)
+def test_ipv6_targets_parse_and_scp_destinations_have_brackets(text, want):
+    from edgeslim.deploy.remote import SshTarget, parse_target
+
+    assert parse_target(text) == want
+    t = SshTarget(*want)
+    host = f"[{want[1]}]" if ":" in want[1] else want[1]
+    user = f"{want[0]}@" if want[0] else ""
+    assert t.with_path("/tmp/edgeslim-x/a") == f"{user}{host}:/tmp/edgeslim-x/a"
+    assert str(t) == f"{user}{host}:{want[2]}" and t.dest == f"{user}{want[1]}"
+
+
+@pytest.mark.parametrize("target", ["::1:2222", "pi@[::1", "pi@[zz::1]:22", "pi@[::1]:0"])
+def test_bad_ipv6_targets(cli, bundles, target):
+    code, _, err = cli("bench", bundles["a"], "--remote", target)
+    assert code == 2 and "is not user@host[:port]" in err and "IPv6" in err
+
+
+def test_remote_bench_over_ipv6(cli, sshd6, bundles, tmp_path):
+    js = tmp_path / "r6.json"
+    code, _, err = cli(
+        "bench", bundles["a"], *_ssh_args(sshd6), "--remote-python", sys.executable,
+        "--min-time", "0.1", "--min-iters", "5", "--json", js, "-q",
+    )
+    assert code == 0, err
+    assert json.loads(js.read_text())["settings"]["remote"] == sshd6["target"]
+
+
+def test_scp_paths_cannot_become_options(sshd, bundles, tmp_path, monkeypatch):
+    """A local bundle folder named like an scp option is copied as a path, never obeyed."""
+    from edgeslim.deploy.remote import SshTarget, close, scp_to
+
+    monkeypatch.chdir(tmp_path)
+    evil = Path("-oProxyCommand=touch pwned")
+    shutil.copytree(bundles["a"], evil)
+    d = sshd["dir"]
+    t = SshTarget(getpass.getuser(), "127.0.0.1", sshd["port"], d / "known_hosts", d / "user_key")
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    try:
+        scp_to(t, evil, str(remote / "copy"))
+    finally:
+        close(t)
+    assert not (tmp_path / "pwned").exists()
+    assert (remote / "copy" / "runner.py").read_bytes() == (bundles["a"] / "runner.py").read_bytes()
