@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edgeslim.config import Config
 from edgeslim.stages.registry import StageConfig
 from edgeslim.train.config import TrainConfig
+
+
+class BudgetMixin(Config):
+    """``accuracy_budget`` / ``on_budget``: the accuracy guard every compressing stage has."""
+
+    on_budget: Literal["warn", "fail"] = Field(
+        "fail", description="what a drop over accuracy_budget does: fail the stage, or warn and keep the model"
+    )
 
 
 class KDSpec(Config):
@@ -42,8 +50,11 @@ class StudentSpec(Config):
     kwargs: dict = Field(default_factory=dict)
 
 
-class DistillConfig(StageConfig):
+class DistillConfig(StageConfig, BudgetMixin):
     stage: Literal["distill"] = "distill"
+    accuracy_budget: float = Field(
+        5.0, ge=0, description="max validation top-1 drop of the student vs the chain's model, in points"
+    )
     teacher: str | list[str] = Field("current", description="stage name(s); a list is an ensemble")
     student: StudentSpec = Field(default_factory=StudentSpec)
     temperature: float = Field(4.0, gt=0)
@@ -90,8 +101,15 @@ class SparseSpec(Config):
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=2))
 
 
-class PruneConfig(StageConfig):
+class PruneConfig(StageConfig, BudgetMixin):
     stage: Literal["prune"] = "prune"
+    accuracy_budget: float = Field(
+        5.0, ge=0, description="max validation top-1 drop vs the unpruned model (after recovery), in points"
+    )
+    bn_recalibrate_batches: int = Field(
+        20, ge=0, description="training batches that re-estimate BatchNorm statistics after each pruning "
+        "step (train-mode BN, no gradients); 0 disables"
+    )
     importance: Literal["l1", "l2", "bn_scale", "taylor", "random"] = "l2"
     scope: Literal["local", "global"] = "local"
     target: PruneTarget = Field(default_factory=lambda: PruneTarget(ratio=0.5))
@@ -125,11 +143,31 @@ class SensitivitySpec(Config):
 
 
 class TargetSpec(Config):
+    """Where the model will run. ``target: jetson-orin-nano`` (a deploy profile name) is short for
+    ``target: {profile: jetson-orin-nano}``: the INT8 model is built the way that runtime takes it."""
+
+    profile: str | None = Field(
+        None, description="deploy profile the model must suit (default: the recipe's deploy stage target)"
+    )
     providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
     threads: int | None = Field(None, ge=1, description="default: run.threads")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: object) -> object:
+        return {"profile": value} if isinstance(value, str) else value
 
-class QuantizeConfig(StageConfig):
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, value: str | None) -> str | None:
+        if value is not None:
+            from edgeslim.deploy.profiles import get_profile
+
+            get_profile(value)  # an unknown name raises with the valid ones and a did-you-mean
+        return value
+
+
+class QuantizeConfig(StageConfig, BudgetMixin):
     stage: Literal["quantize"] = "quantize"
     precision: Literal["int8", "int8_dynamic", "fp16", "fp32", "auto"] = "int8"
     candidates: list[Literal["int8", "int8_dynamic", "fp16", "fp32"]] | None = Field(
@@ -141,15 +179,19 @@ class QuantizeConfig(StageConfig):
     calibrate_method: Literal["minmax", "entropy", "percentile"] = "minmax"
     percentile: float = Field(99.999, gt=90, le=100)
     per_channel: bool = True
-    symmetric_activations: bool = False
+    symmetric_activations: bool | None = Field(
+        None, description="int8 activations with zero point 0; default: true for a TensorRT target, else false"
+    )
     reduce_range: bool = False
     preprocess: bool = True
-    accuracy_budget: float = Field(1.0, ge=0, description="max validation top-1 drop, in points")
+    accuracy_budget: float = Field(
+        1.0, ge=0, description="max validation top-1 drop vs the float ONNX (onnxruntime), in points"
+    )
     sensitivity: SensitivitySpec = Field(default_factory=SensitivitySpec)
     exclude_layers: list[str] = Field(
         default_factory=list, description="ONNX node names kept in float"
     )
     qat: QatSpec = Field(default_factory=QatSpec)
     target: TargetSpec = Field(default_factory=TargetSpec)
-    opset: int = Field(17, ge=13, le=23)
+    opset: int = Field(17, ge=13, le=23, description="must be <= what the target's runtime parses")
     latency_iters: int = Field(100, ge=5)

@@ -115,10 +115,13 @@ def prune_with_recovery(
     teacher: nn.Module | None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Prune ``model`` to ``cfg.target`` in ``cfg.steps`` steps; return it and the metrics."""
+    from edgeslim.compress.guards import check_budget, recalibrate_bn
+    from edgeslim.models.serialize import save_model
     from edgeslim.train.engine import eval_top1
 
     model = model.cpu()
     example = torch.zeros(1, *data.input_shape)
+    val_parent = eval_top1(model, data, "val")  # the accuracy guard's reference: the model as it came in
     if cfg.sparse is not None:
         model = _sparse_pretrain(model, data, cfg, ctx)
     before = P.snapshot(model)
@@ -146,13 +149,22 @@ def prune_with_recovery(
                 "val_top1_pruned": eval_top1(model, data, "val"),
                 "macs_fraction": round(P.measure(model, example, "macs") / base["macs"], 4),
             }
+            if recalibrate_bn(model, data, cfg.bn_recalibrate_batches, seed=ctx.seed + step):
+                row["val_top1_bn_recalibrated"] = eval_top1(model, data, "val")
             model = _recover(model, data, cfg, ctx, teacher, step)
             row["val_top1_recovered"] = eval_top1(model, data, "val")
             log.append(row)
             advance(1, info=f"macs {row['macs_fraction']:.2f}")
     _check_target(cfg, model, example, base)
     model = P.record_edit_after(model, before)
-    return model, _metrics(cfg, model, example, base, before, log, val0)
+    metrics = _metrics(cfg, model, example, base, before, log, val0)
+    metrics["accuracy_guard"] = check_budget(
+        "prune", val_parent, log[-1]["val_top1_recovered"], cfg.accuracy_budget, cfg.on_budget, len(data.val),
+        "prune less (a larger target.macs / smaller target.ratio), prune in more steps, or recover longer "
+        "(recovery.train, recovery.kd)",
+        keep=lambda: save_model(model, ctx.workdir / "model.pt"),
+    )
+    return model, metrics
 
 
 def _step(

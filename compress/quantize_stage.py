@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
     from edgeslim.compress.configs import QuantizeConfig
     from edgeslim.data.bundle import DataBundle
+    from edgeslim.deploy.profiles import Profile
+    from edgeslim.models.frozen import FrozenModel
+    from edgeslim.recipe import Recipe
     from edgeslim.stages.context import StageContext
 
 GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
@@ -42,12 +45,47 @@ def calibration_set(
     return batch, stored.to_json()
 
 
-def _settings(cfg: QuantizeConfig) -> Q.PtqSettings:
+def target_profile(cfg: QuantizeConfig, recipe: Recipe | None) -> Profile | None:
+    """The deploy profile the model must suit: ``target.profile``, else the recipe's deploy stage."""
+    from edgeslim.deploy.profiles import get_profile
+
+    name = cfg.target.profile
+    if name is None and recipe is not None:
+        name = next((getattr(s, "target", None) for s in recipe.stages if s.stage == "deploy"), None)
+    return get_profile(name) if isinstance(name, str) else None
+
+
+def check_for_target(cfg: QuantizeConfig, profile: Profile | None) -> bool:
+    """Refuse settings the target's runtime cannot take; return whether activations are symmetric.
+
+    Never changes what the user asked: an explicit ``symmetric_activations: false`` for a
+    TensorRT target is an error, not silently flipped.
+    """
+    from edgeslim.errors import InputError
+
+    if profile is None:
+        return bool(cfg.symmetric_activations)
+    acc, where = profile.accepts, f"target '{profile.name}' ({profile.accepts.runtime})"
+    if acc.int8_activations == "symmetric" and cfg.symmetric_activations is False:
+        raise InputError(f"quantize.symmetric_activations is false but {where} builds only symmetric INT8 QDQ "
+                         "(int8, zero point 0); remove symmetric_activations or choose another target")
+    if cfg.opset > profile.max_opset:
+        raise InputError(f"quantize.opset {cfg.opset} is newer than {where} parses (<= {profile.max_opset}); "
+                         f"set quantize.opset: {profile.max_opset}")
+    asked = [p for p in ([cfg.precision] if cfg.precision != "auto" else (cfg.candidates or [])) if p != "fp32"]
+    for p in asked:
+        if (p == "int8_dynamic" and not acc.dynamic_int8) or p.split("_")[0] not in profile.precisions:
+            raise InputError(f"quantize precision {p} cannot run on {where}, which runs "
+                             f"{', '.join(profile.precisions)} (static QDQ for int8); choose one of those")
+    return acc.int8_activations == "symmetric" or bool(cfg.symmetric_activations)
+
+
+def _settings(cfg: QuantizeConfig, symmetric: bool) -> Q.PtqSettings:
     return Q.PtqSettings(
         cfg.calibrate_method,
         cfg.percentile,
         cfg.per_channel,
-        cfg.symmetric_activations,
+        symmetric,
         cfg.reduce_range,
         cfg.preprocess,
         list(cfg.exclude_layers),
@@ -62,13 +100,18 @@ def build_int8(
     data: DataBundle,
     threads: int | None,
     ctx: StageContext,
-    model: nn.Module,
+    model: nn.Module | None,
+    symmetric: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
     if cfg.method == "qat":
         from edgeslim.compress.qat_stage import qat_to_onnx
+        from edgeslim.errors import InputError
 
+        if model is None:
+            raise InputError("quantize.method qat trains the model, but the source is a frozen graph; use "
+                             "method: ptq, or give the Python class as model.source")
         return qat_to_onnx(model, data, cfg, ctx, calib, work / "int8_qat.onnx")
-    s = _settings(cfg)
+    s = _settings(cfg, symmetric)
     src = Q.preprocess(float_path, work / "float_prep.onnx") if s.preprocess else float_path
     if cfg.sensitivity.enabled:
         scan = Q.sensitivity_scan(
@@ -88,52 +131,94 @@ def build_int8(
 
 
 def quantize_model(
-    model: nn.Module, data: DataBundle, cfg: QuantizeConfig, ctx: StageContext
+    model: nn.Module | FrozenModel | Path, data: DataBundle, cfg: QuantizeConfig, ctx: StageContext
 ) -> tuple[Path, dict[str, Any]]:
-    """Export the float model, build the requested precision(s), keep the one measurement picks."""
-    from edgeslim.deploy.export import export_onnx
+    """Export the float model, build the requested precision(s), keep the one measurement picks.
 
+    ``model`` is the chain's torch model, or a frozen source (``FrozenModel``: TorchScript,
+    ExportedProgram, ONNX) or an ONNX path, whose float ONNX is taken as it is. With a target
+    profile the INT8 model is built the way that runtime takes it and checked against it; the
+    chosen precision must stay within ``accuracy_budget`` of the float ONNX on the val split.
+    """
+    profile = target_profile(cfg, ctx.recipe)
+    symmetric = check_for_target(cfg, profile)
     work = ctx.workdir / "candidates"
     work.mkdir()
     threads = cfg.target.threads or ctx.recipe.run.threads
     shape = data.input_shape
-    float_path = export_onnx(model, shape, ctx.workdir / "float.onnx", cfg.opset, True).path
-    wanted = _wanted(cfg)
+    float_path, torch_model = float_onnx(model, shape, ctx.workdir / "float.onnx", cfg.opset)
+    wanted = _wanted(cfg, profile)
     cands: dict[str, Path] = {"fp32": float_path}
     metrics: dict[str, Any] = {"float_onnx": "float.onnx", "method": cfg.method}
+    if profile is not None:
+        metrics["target_profile"] = profile.name
+    metrics["int8_format"] = {"activations": "int8 symmetric (zero point 0)" if symmetric else "uint8 asymmetric",
+                              "weights": "int8 symmetric " + ("per-channel" if cfg.per_channel else "per-tensor")}
     if "int8" in wanted:
         calib, metrics["calibration"] = calibration_set(cfg, data, ctx)
-        cands["int8"], extra = build_int8(cfg, float_path, work, calib, data, threads, ctx, model)
+        cands["int8"], extra = build_int8(cfg, float_path, work, calib, data, threads, ctx, torch_model, symmetric)
         metrics.update(extra)
     if "int8_dynamic" in wanted:
         cands["int8_dynamic"] = Q.quantize_dynamic_int8(float_path, work / "int8_dynamic.onnx")
     if "fp16" in wanted:
         cands["fp16"] = Q.to_fp16(float_path, work / "fp16.onnx")
     forced = None if cfg.precision == "auto" else cfg.precision
-    choice = Q.choose_precision(
-        cands,
-        float_path,
-        data,
-        shape,
-        cfg.accuracy_budget,
-        threads,
-        cfg.latency_iters,
-        forced,
-        cfg.target.providers,
-    )
+    choice = Q.choose_precision(cands, float_path, data, shape, cfg.accuracy_budget, threads, cfg.latency_iters,
+                                forced, cfg.target.providers)
     metrics.update(precision=choice["chosen"], precision_choice=choice)
     if choice.get("warning"):
         metrics["warning"] = choice["warning"]
     out = ctx.workdir / "model.onnx"
     shutil.copyfile(cands[choice["chosen"]], out)
     shutil.rmtree(work)  # candidates are measured and recorded; only the chosen one ships
+    _check_target(out, profile)
+    metrics["accuracy_guard"] = _guard(cfg, choice, len(data.val))
     return out, metrics
 
 
-def _wanted(cfg: QuantizeConfig) -> set[str]:
+def float_onnx(model: nn.Module | FrozenModel | Path, shape: tuple[int, ...], out: Path,
+               opset: int) -> tuple[Path, nn.Module | None]:
+    """The float ONNX every candidate is built from, and the torch module if there is one."""
+    from edgeslim.deploy.export import export_onnx, finalize_onnx
+
+    if isinstance(model, Path):
+        return finalize_onnx(model, out, {"edgeslim.exporter": "none (ONNX source)"}, input_shape=shape).path, None
+    if hasattr(model, "to_onnx") and hasattr(model, "kind"):  # a FrozenModel
+        return model.to_onnx(out, shape, opset, True).path, model.module  # type: ignore[union-attr]
+    return export_onnx(model, shape, out, opset, True).path, model  # type: ignore[arg-type]
+
+
+def _check_target(path: Path, profile: Profile | None) -> None:
+    """The built model must be what the target takes (a broken promise is a bug, said loudly)."""
+    if profile is None:
+        return
+    from edgeslim.deploy.compat import check_onnx_for_profile, first_problem_message
+    from edgeslim.errors import StageError
+
+    problems = check_onnx_for_profile(path, profile)
+    if problems:
+        raise StageError(first_problem_message(problems, f"quantize built a model '{profile.name}' would reject"))
+
+
+def _guard(cfg: QuantizeConfig, choice: dict[str, Any], n_val: int) -> dict[str, Any]:
+    from edgeslim.compress.guards import check_budget
+
+    rows = {r["precision"]: r for r in choice["candidates"]}
+    chosen = rows[choice["chosen"]]
+    parent = rows["fp32"]["val_top1"]
+    knobs = ("use calibrate_method: entropy or percentile, more calibration.samples, raise "
+             "sensitivity.max_float_layers, or method: qat")
+    return check_budget("quantize", parent, chosen["val_top1"], cfg.accuracy_budget, cfg.on_budget, n_val, knobs)
+
+
+def _wanted(cfg: QuantizeConfig, profile: Profile | None = None) -> set[str]:
     if cfg.precision != "auto":
         # fp32 is always measured too, so a slower forced precision can be reported.
         return {cfg.precision}
     gpu = any(p in GPU_PROVIDERS for p in cfg.target.providers)
     default = ["fp32", "int8", "int8_dynamic"] + (["fp16"] if gpu else [])
+    if profile is not None and cfg.candidates is None:
+        # Only what the target runs: no dynamic INT8 for TensorRT, fp16 where the device has it.
+        default = ["fp32", "int8"] + (["int8_dynamic"] if profile.accepts.dynamic_int8 else [])
+        default += ["fp16"] if gpu and "fp16" in profile.precisions else []
     return set(cfg.candidates or default)

@@ -14,12 +14,34 @@ if TYPE_CHECKING:
     from torch import nn
 
 
+def current_model(ctx: StageContext, stage: str, data: Any, editable: bool = True) -> Any:
+    """The chain's model, or the recipe's starting model when this stage comes first.
+
+    A recipe may start at any stage: with no earlier model the recipe's ``model:`` is built
+    (a checkpoint goes straight to prune/quantize). A frozen source (ONNX, ExportedProgram,
+    TorchScript) is returned opened (``FrozenModel``) where ``editable`` is False, and refused
+    with the stages that can run on it where an editable module is needed.
+    """
+    if ctx.model is not None:
+        return ctx.model
+    from edgeslim.models.factory import starting_model
+    from edgeslim.models.source_registry import frozen_refusal
+
+    reason = frozen_refusal(ctx.recipe.model.source, stage) if editable else None
+    if reason:
+        raise InputError(reason)
+    model = starting_model(ctx.recipe.model, data.input_shape[0], data.num_classes)
+    if editable and not hasattr(model, "state_dict"):
+        raise InputError(f"stage '{stage}' needs a torch model; model.source '{ctx.recipe.model.source}' gives none")
+    return model
+
+
 def teacher_models(ctx: StageContext, names: str | list[str], stage: str) -> list[nn.Module]:
     """Models of earlier stages by name (``current``: the chain's model)."""
     out = []
     for name in [names] if isinstance(names, str) else names:
         if name == "current":
-            out.append(copy.deepcopy(ctx.require_model(stage)))
+            out.append(copy.deepcopy(current_model(ctx, stage, ctx.data())))
             continue
         rec = ctx.find(name)
         if rec is None:
@@ -45,7 +67,7 @@ def _student(cfg: DistillConfig, ctx: StageContext, teacher: nn.Module, data: An
 
     s = cfg.student
     if s.kind == "current":
-        return copy.deepcopy(ctx.require_model("distill"))
+        return copy.deepcopy(current_model(ctx, "distill", data))
     if s.kind == "width":
         return pruned_copy_with_width(teacher, torch.zeros(1, *data.input_shape), s.width)
     if not s.source:
@@ -98,18 +120,31 @@ def run_distill(cfg: DistillConfig, ctx: StageContext) -> StageOutput:
         detach_adapters(student)
     shape = data.input_shape
     t_macs, s_macs = count_macs(teachers[0], shape), count_macs(student, shape)
-    return StageOutput(
-        model=student,
-        class_names=data.class_names,
-        metrics={
-            "teacher_val_top1": eval_top1(teachers[0].cpu(), data, "val"),
-            "student_val_top1": res.best.get("val_top1"),
-            "student_kind": cfg.student.kind,
-            "teachers": [cfg.teacher] if isinstance(cfg.teacher, str) else cfg.teacher,
-            "macs_fraction_of_teacher": round(s_macs / max(t_macs, 1), 4),
-            "epochs_run": len(res.history),
-        },
-    )
+    teacher_val = eval_top1(teachers[0].cpu(), data, "val")
+    metrics = {
+        "accuracy_guard": _distill_guard(cfg, ctx, data, student, teacher_val),
+        "teacher_val_top1": teacher_val,
+        "student_val_top1": res.best.get("val_top1"),
+        "student_kind": cfg.student.kind,
+        "teachers": [cfg.teacher] if isinstance(cfg.teacher, str) else cfg.teacher,
+        "macs_fraction_of_teacher": round(s_macs / max(t_macs, 1), 4),
+        "epochs_run": len(res.history),
+    }
+    _warn(ctx, metrics)
+    return StageOutput(model=student, class_names=data.class_names, metrics=metrics)
+
+
+def _distill_guard(cfg: DistillConfig, ctx: StageContext, data: Any, student: nn.Module,
+                   teacher_val: float) -> dict[str, Any]:
+    """Student vs its parent: the chain's model (the teacher when this stage comes first)."""
+    from edgeslim.compress.guards import check_budget
+    from edgeslim.models.serialize import save_model
+    from edgeslim.train.engine import eval_top1
+
+    parent = eval_top1(ctx.model.cpu(), data, "val") if ctx.model is not None else teacher_val
+    knobs = "train the student longer (train.epochs), use a wider student (student.width) or feature KD (features)"
+    return check_budget("distill", parent, eval_top1(student, data, "val"), cfg.accuracy_budget, cfg.on_budget,
+                        len(data.val), knobs, keep=lambda: save_model(student, ctx.workdir / "model.pt"))
 
 
 @register_stage("prune", PruneConfig)
@@ -118,12 +153,13 @@ def run_prune(cfg: PruneConfig, ctx: StageContext) -> StageOutput:
     from edgeslim.compress.pruning_loop import prune_with_recovery
 
     data = ctx.data()
-    model = ctx.require_model("prune")
+    model = current_model(ctx, "prune", data)
     teacher = None
     if cfg.recovery.kd is not None:
         teacher = kd_teacher(ctx, cfg.recovery.kd, model, "prune")
     model, metrics = prune_with_recovery(model, data, cfg, ctx, teacher)
-    return StageOutput(model=model, class_names=ctx.class_names, metrics=metrics)
+    _warn(ctx, metrics)
+    return StageOutput(model=model, class_names=ctx.class_names or data.class_names, metrics=metrics)
 
 
 @register_stage("quantize", QuantizeConfig)
@@ -132,8 +168,17 @@ def run_quantize(cfg: QuantizeConfig, ctx: StageContext) -> StageOutput:
     from edgeslim.compress.quantize_stage import quantize_model
 
     data = ctx.data()
-    model = ctx.require_model("quantize")
+    model = current_model(ctx, "quantize", data, editable=cfg.method == "qat")
     path, metrics = quantize_model(model, data, cfg, ctx)
     if metrics.get("warning"):
         ctx.log(f"[yellow]warning:[/yellow] {metrics['warning']}")
-    return StageOutput(onnx=path, class_names=ctx.class_names, metrics=metrics)
+    _warn(ctx, metrics)
+    return StageOutput(onnx=path, class_names=ctx.class_names or data.class_names, metrics=metrics)
+
+
+def _warn(ctx: StageContext, metrics: dict[str, Any]) -> None:
+    """An accuracy guard's warning (on_budget: warn) goes to the log and the stage's warnings."""
+    msg = metrics.get("accuracy_guard", {}).get("warning")
+    if msg:
+        ctx.log(f"[yellow]warning:[/yellow] {msg}")
+        metrics.setdefault("warnings", []).append(msg)

@@ -14,6 +14,27 @@ from edgeslim.errors import InputError, unknown_name
 
 
 @dataclass(frozen=True)
+class Accepts:
+    """What a profile's runtime takes in a quantized ONNX (``deploy/compat.py`` checks it).
+
+    TensorRT builds only symmetric INT8 QDQ: int8 (not uint8) activations and weights with zero
+    point 0; it parses no dynamic quantization (DynamicQuantizeLinear, MatMulInteger) and no
+    QOperator nodes (QLinearConv). onnxruntime runs all of them.
+    """
+
+    runtime: str
+    int8_activations: str  # "symmetric": int8 with zero point 0 only | "any": uint8 or int8
+    per_channel_weights: bool  # per-output-channel weight scales accepted (and preferred)
+    dynamic_int8: bool  # DynamicQuantizeLinear / MatMulInteger / ConvInteger / QLinear* ops
+
+
+ACCEPTS = {
+    "tensorrt": Accepts("TensorRT", "symmetric", True, False),
+    "onnxruntime": Accepts("onnxruntime", "any", True, True),
+}
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -30,6 +51,11 @@ class Profile:
     workspace_mb: int = 1024
     dla_cores: int = 0
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def accepts(self) -> Accepts:
+        """What this profile's runtime takes (quantization format; opsets are min/max_opset)."""
+        return ACCEPTS[self.backend]
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

@@ -123,3 +123,18 @@ def model_from_object(module: nn.Module, in_chans: int, num_classes: int, head_i
 
     source = register_object(module)
     return model_from_spec(ModelSpec(source=source, head_init=head_init), in_chans, num_classes)
+
+
+def starting_model(spec: ModelSpec, in_chans: int, num_classes: int) -> Any:
+    """The recipe's starting model: an editable nn.Module, or an opened ``FrozenModel``.
+
+    What a stage gets when it comes first in a recipe (no earlier stage made a model).
+    """
+    from edgeslim.models.source_registry import source_info
+
+    info = source_info(spec.source)
+    if not info.editable:
+        from edgeslim.models.frozen import open_frozen
+
+        return open_frozen(info)
+    return model_from_spec(spec, in_chans, num_classes)

@@ -48,6 +48,7 @@ class FrozenModel:
     module: nn.Module | None = None
     input_shape: tuple[int, ...] | None = None  # C, H, W when the graph fixes them
     num_classes: int | None = None
+    fixed_batch: int | None = None  # the batch size the graph is specialised to, if any
     notes: list[str] = field(default_factory=list)
 
     def params(self) -> int:
@@ -70,6 +71,13 @@ class FrozenModel:
         from edgeslim.deploy.export import export_onnx, finalize_onnx
 
         shape = tuple(input_shape or self.input_shape or ())
+        if dynamic_batch and self.fixed_batch is not None:
+            how = ("torch.export.export(model, (x,), dynamic_shapes=({0: torch.export.Dim('batch')},))"
+                   if self.kind == "exported" else "torch.onnx.export(..., dynamic_axes={'input': {0: 'batch'}})")
+            raise InputError(
+                f"{self.kind} file '{self.path}' is fixed to batch {self.fixed_batch}, and edgeslim evaluates and "
+                f"calibrates in batches; save it with a dynamic batch axis: {how}"
+            )
         if not shape:
             raise InputError(f"{self.kind} file '{self.path}' does not fix its input size; give data.image_size")
         meta = {"edgeslim.source": str(self.path), **(metadata or {})}
@@ -117,11 +125,11 @@ def open_frozen(source: str | Path | SourceInfo) -> FrozenModel:
     if not path.is_file():
         raise InputError(f"model file '{path}' does not exist; check model.source")
     if info.kind == "onnx":
-        shape, classes = _onnx_io(path)
-        return FrozenModel("onnx", path, None, shape, classes)
+        shape, classes, batch = _onnx_io(path)
+        return FrozenModel("onnx", path, None, shape, classes, batch)
     module = _load_torch(info.kind, path)
     shape = probe_input_shape(info, module)
-    fm = FrozenModel(info.kind, path, module, shape)
+    fm = FrozenModel(info.kind, path, module, shape, fixed_batch=_program_batch(module))
     if shape:
         with torch.no_grad():
             try:
@@ -133,9 +141,13 @@ def open_frozen(source: str | Path | SourceInfo) -> FrozenModel:
 
 
 def _load_torch(kind: str, path: Path) -> nn.Module:
+    import warnings
+
     try:
-        if kind == "torchscript":
-            return torch.jit.load(str(path), map_location="cpu").eval()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*torch.jit.load.*is deprecated", category=FutureWarning)
+            if kind == "torchscript":
+                return torch.jit.load(str(path), map_location="cpu").eval()
         return ExportedModule(torch.export.load(str(path)))
     except Exception as exc:  # torch raises RuntimeError / many others for a bad archive
         what = "TorchScript archive" if kind == "torchscript" else "torch.export ExportedProgram (.pt2)"
@@ -166,7 +178,20 @@ def probe_input_shape(info: SourceInfo, module: nn.Module | None = None) -> tupl
     return None
 
 
-def _onnx_io(path: Path) -> tuple[tuple[int, ...] | None, int | None]:
+def _program_batch(module: nn.Module) -> int | None:
+    """The batch an ExportedProgram was specialised to (None: dynamic, or not a program)."""
+    prog = getattr(module, "program", None)
+    if prog is None:
+        return None
+    for node in prog.graph.nodes:
+        if node.op == "placeholder" and node.name in prog.graph_signature.user_inputs:
+            val = node.meta.get("val")
+            dim = val.shape[0] if val is not None and len(val.shape) else None
+            return int(dim) if isinstance(dim, int) else None
+    return None
+
+
+def _onnx_io(path: Path) -> tuple[tuple[int, ...] | None, int | None, int | None]:
     import onnx
 
     try:
@@ -182,4 +207,4 @@ def _onnx_io(path: Path) -> tuple[tuple[int, ...] | None, int | None]:
     shape = tuple(dims[1:]) if len(dims) == 4 and all(dims[1:]) else None
     out_dims = [d.dim_value if d.HasField("dim_value") else None for d in m.graph.output[0].type.tensor_type.shape.dim]
     classes = out_dims[-1] if out_dims and out_dims[-1] else None
-    return shape, classes  # type: ignore[return-value]
+    return shape, classes, (dims[0] if dims and dims[0] else None)  # type: ignore[return-value]
