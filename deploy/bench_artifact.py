@@ -86,7 +86,8 @@ def resolve_artifact(spec: str | os.PathLike) -> Path | str:
         )
     if p.is_file():
         return p
-    if p.suffix in (".onnx", ".engine", ".plan", ".pt", ".pth") or os.sep in str(spec):
+    # "nets/mynet.py:Net" names a user's class (a model source), not a missing file.
+    if (p.suffix in (".onnx", ".engine", ".plan", ".pt", ".pth") or os.sep in str(spec)) and ":" not in p.name:
         raise InputError(
             f"artifact '{spec}' does not exist; pass an .onnx, .engine/.plan, model.pt, "
             "a bundle folder or a registry name (edgeslim models lists them)"
@@ -110,7 +111,7 @@ def open_artifact(spec: str | os.PathLike, opts: BenchOptions) -> Artifact:
         art = Artifact(
             str(target), "tensorrt", backend, tuple(backend.input_shape()), device="cuda"
         )
-    elif target.suffix in (".pt", ".pth"):
+    elif target.suffix in (".pt", ".pth", ".pt2", ".ts", ".jit"):
         art = _open_model_pt(target, opts)
     else:
         raise InputError(
@@ -238,19 +239,11 @@ def _torch_artifact(name: str, model: Any, shape: tuple[int, ...], opts: BenchOp
 
 
 def _open_model_pt(path: Path, opts: BenchOptions) -> Artifact:
-    from edgeslim.models.serialize import load_model
+    """An edgeslim model.pt (rebuilt from its spec, a user's file included), TorchScript or .pt2."""
+    from edgeslim.models.inspect import open_model
 
-    model = load_model(path)
-    spec = getattr(model, "_edgeslim_spec", {}) or {}
-    size = (
-        opts.image_size
-        or _run_image_size(path)
-        or spec.get("kwargs", {}).get("image_size")
-        or (224 if ":" in str(spec.get("source", "")) else 32)
-    )
-    return _torch_artifact(
-        str(path), model, (int(spec.get("in_chans", 3)), int(size), int(size)), opts
-    )
+    opened = open_model(str(path), image_size=opts.image_size or _run_image_size(path))
+    return _torch_artifact(str(path), opened.model, opened.input_shape, opts)
 
 
 def _run_image_size(model_path: Path) -> int | None:
@@ -268,8 +261,7 @@ def _open_registry(name: str, opts: BenchOptions) -> Artifact:
     from edgeslim.measure import state_dict_bytes
     from edgeslim.models.inspect import load_for_info
 
-    size = opts.image_size or (224 if ":" in name else 32)
-    model, shape = load_for_info(name, opts.checkpoint, opts.num_classes, opts.in_chans, size)
+    model, shape = load_for_info(name, opts.checkpoint, opts.num_classes, opts.in_chans, opts.image_size)
     art = _torch_artifact(name, model, tuple(shape), opts)
     art.size_bytes = state_dict_bytes(model)
     return art

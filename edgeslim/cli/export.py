@@ -75,8 +75,12 @@ def resolve_model(args: argparse.Namespace) -> tuple[Any, Any, str]:
             raise InputError(f"run '{src}' has no completed stage with a torch model (model.pt)")
         path = src / st["dir"] / st["model_file"]
         return _readable(lambda: load_model(path), path), _data_of(rec), f"{src.name}/{st['dir']}"
-    if src.suffix in (".pt", ".pth") and src.is_file() and not args.checkpoint:
-        return _readable(lambda: load_model(src), src), None, src.name
+    if src.suffix in (".pt", ".pth", ".pt2", ".ts", ".jit") and src.is_file() and not args.checkpoint:
+        from edgeslim.models.inspect import open_model  # edgeslim model.pt (any source), TorchScript, .pt2
+
+        return _readable(lambda: open_model(str(src), image_size=args.input_size).model, src), None, src.name
+    if src.suffix == ".onnx":
+        raise InputError(f"'{src}' is already ONNX; deploy or bench it directly (edgeslim export takes torch models)")
     from edgeslim.models.registry import create_model
 
     in_chans = args.channels or 3
@@ -127,9 +131,15 @@ def _kwargs(text: str | None) -> dict[str, Any]:
 def _shape(args: argparse.Namespace, model: Any, data: Any) -> tuple[int, int, int]:
     if data is not None and args.input_size is None:
         return tuple(data.input_shape)  # type: ignore[return-value]
+    from edgeslim.errors import InputError
+    from edgeslim.models.source_registry import default_input_size
+
     spec = getattr(model, "_edgeslim_spec", {}) or {}
-    builtin = ":" not in str(spec.get("source", args.model))
-    size = args.input_size or (32 if builtin else 224)
+    try:
+        known = default_input_size(str(spec.get("source", args.model)), spec.get("kwargs"))
+    except InputError:  # an in-memory object source named in an old spec: no default
+        known = None
+    size = args.input_size or known or 32
     return (args.channels or int(spec.get("in_chans", 3)), size, size)
 
 
