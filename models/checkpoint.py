@@ -47,7 +47,8 @@ def safe_torch_load(path: Path) -> Any:
             f"(unsafe to unpickle: {str(exc).splitlines()[0][:160]}); save a plain state_dict "
             "with torch.save(model.state_dict(), path) or use .safetensors"
         ) from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+    # KeyError/IndexError: what torch.load's legacy-format reader raises on some garbage bytes
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError) as exc:
         raise CheckpointError(
             f"checkpoint '{path}' is corrupt or not a PyTorch file ({str(exc).splitlines()[0][:160]}); "
             "re-save it with torch.save(model.state_dict(), path)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 EPILOG = """examples:
   edgeslim bench runs/demo/03-export/model.onnx
@@ -111,6 +112,7 @@ def main(args: argparse.Namespace) -> int:
     from edgeslim.fsutil import atomic_write_json
 
     opts = bench_options(args)
+    check_out_file(args.json_out, "--json")
     if args.remote:
         from edgeslim.deploy.remote import remote_bench, target_from_args
 
@@ -118,7 +120,7 @@ def main(args: argparse.Namespace) -> int:
     else:
         result = run_benchmark(args.artifact, opts)
     if args.json_out:
-        atomic_write_json(args.json_out, result)
+        write_out(atomic_write_json, args.json_out, result)
     if args.quiet:
         print(f"{result['median_ms']:.4f}")
     else:
@@ -126,3 +128,36 @@ def main(args: argparse.Namespace) -> int:
         if args.json_out:
             print(f"result: {args.json_out}")
     return 0
+
+
+def check_out_file(path: str | None, flag: str) -> None:
+    """Before a long measurement: ``path`` must be a file we can create (not a folder)."""
+    import tempfile
+    from pathlib import Path
+
+    from edgeslim.errors import InputError
+
+    if not path:
+        return
+    p = Path(path)
+    if p.is_dir() or (p.exists() and not p.is_file()):
+        raise InputError(f"{flag} '{p}' exists and is not a regular file; give a file name")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=p.parent, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        raise InputError(
+            f"{flag} '{p}' cannot be written ({exc.strerror or exc}); choose a writable path"
+        ) from exc
+
+
+def write_out(writer: Any, path: str, obj: Any) -> None:
+    """``writer(path, obj)`` with a full disk or a vanished folder as a one-line error."""
+    from edgeslim.deploy.outpath import os_error_message
+    from edgeslim.errors import InputError
+
+    try:
+        writer(path, obj)
+    except OSError as exc:
+        raise InputError(os_error_message(exc, f"writing '{path}'")) from exc

@@ -75,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from edgeslim.cli.bench import bench_options
+    from edgeslim.cli.bench import bench_options, check_out_file, write_out
     from edgeslim.deploy.check import CheckOptions, format_junit, format_markdown, format_text
     from edgeslim.errors import InputError
     from edgeslim.fsutil import atomic_write_json, atomic_write_text
@@ -102,17 +102,19 @@ def main(args: argparse.Namespace) -> int:
         round_ms=args.round_ms,
         bench=bopts,
     )
+    for path, flag in ((args.markdown, "--markdown"), (args.junit, "--junit"), (args.json_out, "--json")):
+        check_out_file(path, flag)
     budget = _load_budget(args)
     report = _compare(args, opts)
     if budget is not None:
         report.budgets = _budgets(args, budget, report)
     print(format_text(report))
     if args.markdown:
-        atomic_write_text(args.markdown, format_markdown(report))
+        write_out(atomic_write_text, args.markdown, format_markdown(report))
     if args.junit:
-        atomic_write_text(args.junit, format_junit(report))
+        write_out(atomic_write_text, args.junit, format_junit(report))
     if args.json_out:
-        atomic_write_json(args.json_out, report.to_json())
+        write_out(atomic_write_json, args.json_out, report.to_json())
     return report.exit_code
 
 

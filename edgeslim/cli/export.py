@@ -167,8 +167,10 @@ def _check_args(args: argparse.Namespace, out: Path) -> None:
 
     if out.suffix != ".onnx":
         raise InputError(f"--out '{out}' must end in .onnx, e.g. --out model.onnx")
-    if out.is_dir() or out.is_symlink():
-        raise InputError(f"--out '{out}' is a folder or a link; give a file name like model.onnx")
+    if out.is_symlink() or (out.exists() and not out.is_file()):
+        raise InputError(
+            f"--out '{out}' is a folder, link or special file; give a file name like model.onnx"
+        )
     limits = {"samples": (1, 100_000), "input_size": (8, 4096), "num_classes": (1, 100_000),
               "opset": (13, 23)}
     for name, (lo, hi) in limits.items():

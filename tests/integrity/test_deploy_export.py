@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 from pathlib import Path
 
@@ -91,7 +93,7 @@ def test_stale_staging_of_a_killed_export_is_removed(cli, tmp_path):
 
 @pytest.mark.parametrize(
     "case",
-    ["out-dir", "out-unwritable", "junk-pt", "junk-checkpoint", "bad-kwargs", "samples-0",
+    ["out-dir", "out-fifo", "out-unwritable", "junk-pt", "junk-checkpoint", "bad-kwargs", "samples-0",
      "input-size-0", "input-size-huge", "classes-0", "run-json-garbage", "missing-run-model"],
 )
 def test_bad_input_is_a_one_line_error(cli, tmp_path, tmp_path_factory, case):
@@ -100,6 +102,8 @@ def test_bad_input_is_a_one_line_error(cli, tmp_path, tmp_path_factory, case):
     out, model, extra = tmp_path / "x.onnx", "tinycnn", []
     if case == "out-dir":
         out.mkdir()
+    elif case == "out-fifo":
+        os.mkfifo(out)
     elif case == "out-unwritable":
         out = Path("/proc/edgeslim-x.onnx")
     elif case == "junk-pt":
@@ -127,3 +131,21 @@ def test_bad_input_is_a_one_line_error(cli, tmp_path, tmp_path_factory, case):
     assert code == 2 and one_line_error(err) and stdout == "", err
     if case == "out-dir":
         assert out.is_dir() and not any(out.iterdir())
+    if case == "out-fifo":
+        assert stat.S_ISFIFO(os.lstat(out).st_mode)
+
+
+@pytest.mark.parametrize("cmd", ["bench", "check"])
+@pytest.mark.parametrize("where", ["dir", "unwritable"])
+def test_bench_and_check_refuse_an_unwritable_result_file_before_measuring(
+    cli, tmp_path, tmp_path_factory, cmd, where
+):
+    model = finished_run(tmp_path_factory) / "01-export" / "model.onnx"
+    dest = tmp_path / "out.json"
+    if where == "dir":
+        dest.mkdir()
+    else:
+        dest = Path("/proc/edgeslim-out.json")
+    args = [model] if cmd == "bench" else [model, model]
+    code, stdout, err = cli(cmd, *args, "--json", dest, "--min-time", "0.05")
+    assert code == 2 and one_line_error(err) and stdout == "", err
