@@ -51,7 +51,10 @@ def import_file(path: str | Path) -> tuple[ModuleType, str]:
     if spec is None or spec.loader is None:
         raise InputError(f"'{p}' cannot be imported as Python; model.source takes a .py file")
     mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod  # dataclasses, typing and pickling look classes up by module name
+    # dataclasses, typing and pickling look classes up by module name: make it importable.
+    parent = sys.modules.setdefault("edgeslim_user", ModuleType("edgeslim_user"))
+    sys.modules[name] = mod
+    setattr(parent, name.rpartition(".")[2], mod)
     # Siblings of the file (``from layers import Block``) import as they would with `python file.py`.
     sys.path.insert(0, str(p.parent))
     try:
