@@ -9,12 +9,10 @@ timing loop and summary statistics exist in exactly one place.
     python runner.py eval --images DIR           DIR/<class>/<image>; one JSON line (accuracy, n)
     python runner.py bench [--iters N] ...       one JSON line (median_ms, p90_ms, ...)
 
-Every command verifies the bundle first: manifest.json must list every file with its sha256,
-and an unlisted code file (.py, .so, .pth, ...) anywhere in the bundle is refused. Run as a
-script, the runner first drops its own folder and the cwd from sys.path (what ``python -I``
-does for them), so nothing planted beside it is imported. ``python3 -I runner.py`` also
-ignores PYTHONPATH and user site-packages. Exit codes: 0 ok, 2 bad input or no inference
-library, 3 a tampered or invalid bundle.
+Every command verifies first: manifest.json must list every file with its sha256; unlisted code
+files are refused. As a script it never imports from its own folder or the cwd (``python3 -I``
+also drops PYTHONPATH). Exit codes: 0 ok, 2 bad input or no inference library, 3 a tampered
+or invalid bundle.
 
 Preprocessing matches edgeslim's pipeline bit for bit: a uint8 image at the input size ->
 float32 / 255 -> (x - mean) / std per channel -> NCHW.
