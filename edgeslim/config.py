@@ -1,4 +1,4 @@
-"""Shared base for every typed config: unknown keys are errors, not silently ignored."""
+"""Shared base for every typed config: unknown keys and non-finite floats are errors."""
 
 from __future__ import annotations
 
@@ -6,4 +6,7 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Config(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+    # allow_inf_nan=False: `lr: .inf` or `mean: [.nan]` is a typo or an attack, never a setting;
+    # every float of every typed config (recipe, stages, search space) must be finite.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=(),
+                              allow_inf_nan=False)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import errno
 import json
 import random
+import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -22,7 +24,10 @@ from edgeslim.stages.context import StageContext, StageRecord
 from edgeslim.stages.registry import get_stage
 from edgeslim.stages.standard import finish_stage
 
-CACHE_VERSION = 1  # bump when stage outputs change meaning, so old caches are not reused
+if TYPE_CHECKING:
+    from edgeslim.data.bundle import DataBundle
+
+CACHE_VERSION = 2  # bump when stage outputs change meaning, so old caches are not reused
 
 
 @dataclass
@@ -42,24 +47,50 @@ def stage_dir(run_dir: Path, index: int, cfg: Any) -> Path:
     return run_dir / f"{index:02d}-{cfg.label or cfg.stage}"
 
 
-def run_pipeline(recipe: Recipe, reporter: Reporter | None = None, fresh: bool = False) -> RunResult:
-    """Run every stage of ``recipe``; stages whose key matches a finished folder are reused."""
+def run_pipeline(recipe: Recipe, reporter: Reporter | None = None, fresh: bool = False,
+                 lock_wait: bool = False) -> RunResult:
+    """Run every stage of ``recipe``; stages whose key matches a finished folder are reused.
+
+    The run folder is locked for the whole run (``<run>/.lock``); a second writer is refused
+    with the holder's details, or waits for it when ``lock_wait`` is set. ``fresh`` recomputes
+    every stage and discards interrupted training state (``.resume/``).
+    """
+    from edgeslim.runlock import locked_run
+
     reporter = reporter or Reporter()
     run_dir = recipe.run_dir()
-    preflight(recipe)
+    data = preflight(recipe)
     ensure_writable_dir(run_dir)
-    clean_stale_temps(run_dir)
+
+    def waiting(holder: dict[str, Any]) -> None:
+        reporter.log(f"waiting for pid {holder.get('pid', '?')} ({holder.get('command', '?')}) "
+                     f"to finish with {run_dir}")
+
+    # Taken before anything in the folder is cleaned or written: a second run never touches
+    # the temp folders of a stage the first one is writing.
+    with locked_run(run_dir, wait=lock_wait, on_wait=waiting):
+        check_previous_record(run_dir, reporter)
+        clean_stale_temps(run_dir)
+        if fresh:
+            shutil.rmtree(run_dir / ".resume", ignore_errors=True)
+        return _run_stages(recipe, run_dir, data, reporter, fresh)
+
+
+def _run_stages(recipe: Recipe, run_dir: Path, data: DataBundle, reporter: Reporter, fresh: bool) -> RunResult:
     if recipe.run.threads:
         torch.set_num_threads(recipe.run.threads)
     resolved = recipe.resolved()
     record = new_record(recipe.run.name, resolved, sha256_json(resolved)[:16], recipe.run.seed)
+    record["data_fingerprint"], record["data_skipped"] = data.extra["fingerprint"], data.extra["skipped"]
+    for s in data.extra["skipped"]:
+        reporter.log(f"[yellow]skipped {s['path']}: {s['reason']}[/yellow]")
     device = _device(recipe.run.device)
     key = sha256_json({"model": resolved["model"], "data": resolved["data"], "seed": recipe.run.seed,
-                       "v": CACHE_VERSION})
+                       "data_fingerprint": record["data_fingerprint"]["sha256"], "v": CACHE_VERSION})
     history: list[StageRecord] = []
     chain: dict[str, Any] = {"model_path": None, "onnx_path": None, "class_names": None}
     for i, cfg in enumerate(recipe.stages):
-        key = sha256_json({"prev": key, "stage": cfg.model_dump(mode="json")})
+        key = stage_key(key, cfg)
         folder = stage_dir(run_dir, i, cfg)
         rec = None if fresh else load_cached(folder, key)
         if rec is not None:
@@ -77,7 +108,39 @@ def run_pipeline(recipe: Recipe, reporter: Reporter | None = None, fresh: bool =
     return RunResult(run_dir, record, history)
 
 
-def preflight(recipe: Recipe) -> None:
+def stage_key(prev: str, cfg: Any) -> str:
+    """A stage's cache key: the previous key, its settings, and the fingerprint of its own
+    ``data:`` when it reads other data than the recipe's (pretrain on a source task)."""
+    from edgeslim.data.fingerprint import data_fingerprint
+    from edgeslim.recipe import DataSpec
+
+    parts: dict[str, Any] = {"prev": prev, "stage": cfg.model_dump(mode="json")}
+    if isinstance(getattr(cfg, "data", None), DataSpec):
+        parts["data_fingerprint"] = data_fingerprint(cfg.data)["sha256"]
+    return sha256_json(parts)
+
+
+def check_previous_record(run_dir: Path, reporter: Reporter) -> None:
+    """Refuse a run.json that is not a file (one line, nothing removed); say when the previous
+    run was killed (its record says running, yet we hold the lock, so its writer is gone)."""
+    from edgeslim.runrecord import load_record_file
+
+    path = run_dir / "run.json"
+    if not (path.exists() or path.is_symlink()):
+        return
+    try:
+        rec = load_record_file(path)
+    except InputError as exc:
+        if not path.is_file():
+            raise
+        reporter.log(f"[yellow]{exc}; this run writes a new one[/yellow]")
+        return
+    if rec.get("status") == "running":
+        reporter.log(f"[yellow]the previous run of {run_dir} was interrupted (started {rec.get('created', '?')}); "
+                     "its finished stages are reused[/yellow]")
+
+
+def preflight(recipe: Recipe) -> DataBundle:
     """Check the inputs every run needs before anything is written: data and model weights."""
     from edgeslim.data import build_data
 
@@ -86,6 +149,7 @@ def preflight(recipe: Recipe) -> None:
         from edgeslim.models.factory import model_from_spec
 
         model_from_spec(recipe.model, data.input_shape[0], data.num_classes)
+    return data
 
 
 def _run_stage(recipe: Recipe, i: int, cfg: Any, folder: Path, key: str, history: list[StageRecord],
@@ -101,7 +165,8 @@ def _run_stage(recipe: Recipe, i: int, cfg: Any, folder: Path, key: str, history
     try:
         with atomic_dir(folder, keep_failed=GateError) as tmp:
             ctx = StageContext(recipe, i, tmp, run_dir, recipe.run.seed + 1000 * (i + 1), device, reporter,
-                               list(history), chain["model_path"], chain["onnx_path"], chain["class_names"])
+                               list(history), chain["model_path"], chain["onnx_path"], chain["class_names"],
+                               key=key)
             out = sdef.run(cfg, ctx)
             rec.wall_s = time.perf_counter() - t0
             finish_stage(rec, out, ctx, tmp)
@@ -130,34 +195,60 @@ def _stage_failure(name: str, exc: BaseException) -> BaseException:
 
 
 def load_cached(folder: Path, key: str) -> StageRecord | None:
+    """The finished stage in ``folder`` when its key matches and its files are all there."""
     meta = folder / "meta.json"
     if not meta.is_file():
         return None
     try:
         m = json.loads(meta.read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):
         return None
-    if m.get("key") != key or m.get("status") != "completed":
+    if not isinstance(m, dict) or m.get("key") != key or m.get("status") != "completed":
         return None
-    return StageRecord(m["index"], m["name"], folder, "completed", key, m.get("wall_s", 0.0), m.get("metrics", {}),
-                       m.get("artifact"), m.get("model_file"), m.get("onnx_file"), m.get("class_names"))
+    try:
+        rec = StageRecord.from_meta(m, folder)
+    except (KeyError, TypeError, ValueError):
+        return None
+    # A stage folder whose model was deleted by hand is recomputed, not reused.
+    if any(f and not (folder / f).is_file() for f in (rec.model_file, rec.onnx_file)):
+        return None
+    return rec
 
 
 def _remove_stale(run_dir: Path, planned: set[str], reporter: Reporter) -> None:
     """Drop stage folders an earlier version of the recipe left (they would mislead a reader).
 
-    A ``<stage>.failed`` folder (a failed gate's artifact) is kept until that stage succeeds.
+    Only folders edgeslim made are touched: a stage folder (its meta.json says so) that this
+    recipe no longer has, or the ``<stage>.failed`` folder (a failed gate's artifact) of a stage
+    of this recipe that has now succeeded. Anything else, even named like ``07-x``, is kept.
     """
-    import re
-    import shutil
-
     for p in sorted(run_dir.iterdir()):
         if not (p.is_dir() and re.match(r"^\d{2}-", p.name)):
             continue
         failed = p.name.endswith(".failed")
-        if (failed and p.name.removesuffix(".failed") in planned) or (not failed and p.name not in planned):
-            shutil.rmtree(p, ignore_errors=True)
-            reporter.log(f"[dim]removed {p.name}: not a stage of this recipe, or superseded[/dim]")
+        ours_and_done = failed and p.name.removesuffix(".failed") in planned
+        ours_and_stale = not failed and p.name not in planned and is_stage_folder(p)
+        if not (ours_and_done or ours_and_stale):
+            continue
+        _remove(p)
+        reporter.log(f"[dim]removed {p.name}: not a stage of this recipe, or superseded[/dim]")
+
+
+def is_stage_folder(p: Path) -> bool:
+    """True when ``p`` holds the meta.json of an edgeslim stage matching its folder name."""
+    try:
+        m = json.loads((p / "meta.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(m, dict) and {"index", "name", "key", "status"} <= m.keys()
+            and isinstance(m["index"], int) and p.name.startswith(f"{m['index']:02d}-"))
+
+
+def _remove(p: Path) -> None:
+    if p.is_symlink():  # tune trials link the shared base stages: drop the link, never its target
+        p.unlink()
+    else:
+        shutil.rmtree(p, ignore_errors=True)
 
 
 def _advance_chain(chain: dict[str, Any], rec: StageRecord) -> None:

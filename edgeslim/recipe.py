@@ -6,11 +6,12 @@ what was given, what is valid, and a "did you mean" for close misspellings.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import Field, SerializeAsAny, ValidationError
+from pydantic import Field, SerializeAsAny, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from edgeslim.config import Config
 from edgeslim.data.augment import AugmentSpec
@@ -46,17 +47,53 @@ class DataSpec(Config):
     augment: AugmentSpec = Field(default_factory=AugmentSpec)
     synthetic_classes: int = Field(4, ge=2, le=8)
     synthetic_per_class: int = Field(64, ge=4)
+    skip_bad_images: bool = Field(
+        False, description="imagefolder: skip unreadable files (listed in run.json) instead of failing")
 
 
 class RunSpec(Config):
     """``run:`` name, where outputs go, seed, threads."""
 
-    name: str = Field("run", pattern=r"^[A-Za-z0-9._-]+$")
+    name: str = Field("run", description="the run folder's name: one safe path component")
     output_dir: str = "runs"
     seed: int = 0
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: all cores)")
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     latency_iters: int = Field(50, ge=5, description="iterations for each stage's latency_ms")
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _safe_name(cls, v: Any) -> Any:
+        if isinstance(v, str) and run_name_problem(v) is None:
+            return v
+        why = run_name_problem(v) if isinstance(v, str) else "is not a string"
+        raise PydanticCustomError("run_name", why + "; a valid run name is one folder name matching the pattern "
+                                  "{pattern} (letters, digits, '.', '_', '-'; a letter or digit first), "
+                                  "e.g. 'demo-2'", {"pattern": _NAME.pattern})
+
+
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def run_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a run folder's name (None when it can).
+
+    The name becomes ``<output_dir>/<name>``, whose stale stage folders edgeslim removes, so it
+    must be exactly one path component inside output_dir: not '.', '..', empty, hidden or a path.
+    """
+    if name in ("", ".", ".."):
+        return "is empty" if not name else "would name the output folder or its parent"
+    if "\0" in name:
+        return "holds a NUL character"
+    if "/" in name or "\\" in name:
+        return "is a path, not a single folder name"
+    if not _NAME.fullmatch(name):
+        return ("starts with '.' or '-'" if name[0] in ".-" else "is too long" if len(name) > 100
+                else "holds characters other than letters, digits, '.', '_' and '-'")
+    if name.split(".")[0].upper() in _RESERVED or name.endswith("."):
+        return "is reserved on Windows (CON, NUL, COM1..., or a trailing '.')"
+    return None
 
 
 class Recipe(Config):
@@ -75,19 +112,17 @@ class Recipe(Config):
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
     """Read and validate a recipe file; raise RecipeError with one line per problem."""
-    path = Path(path)
-    if not path.is_file():
-        raise RecipeError([f"recipe '{path}' does not exist; give the path to a .yaml recipe (see recipes/)"])
+    from edgeslim.errors import InputError
+    from edgeslim.safe_yaml import load_yaml_file
+
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise RecipeError([f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"]) from exc
-    except UnicodeDecodeError as exc:
-        raise RecipeError([f"{path}: not a text file ({exc.reason}); a recipe is UTF-8 YAML"]) from exc
+        raw = load_yaml_file(path, "recipe")  # bounded: size, aliases, expansion, depth
+    except RecipeError:
+        raise
+    except InputError as exc:
+        raise RecipeError([str(exc)]) from exc
     if overrides:
-        raw = deep_merge(raw or {}, overrides)
+        raw = deep_merge(raw or {}, overrides) if isinstance(raw, dict) or raw is None else raw
     return parse_recipe(raw, str(path))
 
 

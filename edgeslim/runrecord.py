@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edgeslim.errors import InputError
 from edgeslim.fsutil import atomic_write_json
 
 SCHEMA = "edgeslim.run/1"
@@ -60,3 +61,51 @@ def new_record(name: str, recipe: dict[str, Any], recipe_hash: str, seed: int) -
 def write_record(run_dir: Path, record: dict[str, Any]) -> None:
     record["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     atomic_write_json(run_dir / "run.json", record)
+
+
+def load_record_file(path: Path) -> dict[str, Any]:
+    """run.json as a dict, or a one-line InputError (missing, a folder, unreadable, not JSON)."""
+    import json
+    import stat
+
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise InputError(f"'{path.parent}' is not an edgeslim run folder (no run.json); give runs/<name> "
+                         "of an `edgeslim run`") from None
+    except OSError as exc:
+        raise InputError(f"run record '{path}' cannot be read ({exc.strerror})") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"run record '{path}' is not a file (a folder or special file is in its place); "
+                         "move it away and rerun the recipe to write a new one")
+    try:
+        rec = json.loads(path.read_text())
+    except OSError as exc:
+        raise InputError(f"run record '{path}' cannot be read ({exc.strerror}); check its permissions") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"run record '{path}' is not valid JSON ({exc}); rerun the recipe to rewrite it") from exc
+    if not isinstance(rec, dict) or not isinstance(rec.get("stages", []), list):
+        raise InputError(f"run record '{path}' is not an edgeslim run record; rerun the recipe to rewrite it")
+    return rec
+
+
+def read_record(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """run.json of ``run_dir`` with a truthful status.
+
+    A run killed with -9 cannot mark itself, so its record still says ``running``. A live run
+    always holds the folder's lock (see :mod:`edgeslim.runlock`): "running" with nobody holding
+    the lock is reported as ``interrupted`` (and so is the stage it was in).
+    """
+    from edgeslim.runlock import lock_holder
+
+    rec = load_record_file(Path(run_dir) / "run.json")
+    if rec.get("status") == "running" and lock_holder(run_dir) is None:
+        mark_interrupted(rec)
+    return rec
+
+
+def mark_interrupted(rec: dict[str, Any]) -> None:
+    rec["status"] = "interrupted"
+    for st in rec.get("stages", []):
+        if isinstance(st, dict) and st.get("status") == "running":
+            st["status"] = "interrupted"

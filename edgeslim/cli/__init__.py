@@ -47,7 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows up here, inside the handler below
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
     except RecipeError as exc:
         for line in exc.problems:
             print(f"error: {line}", file=sys.stderr)
@@ -58,6 +62,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; finished stages are kept: rerun with --resume", file=sys.stderr)
         return 130
+
+
+def _stdout_closed() -> int:
+    """The reader of our stdout went away (``edgeslim validate R --print | head -1``).
+
+    As the Python docs advise: point stdout at devnull so the interpreter's final flush
+    does not raise again, and end quietly with the status a SIGPIPE-killed tool has.
+    """
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141
 
 
 def add_quiet(p: argparse.ArgumentParser) -> None:

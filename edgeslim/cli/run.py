@@ -28,9 +28,9 @@ def main(args: argparse.Namespace) -> int:
     from edgeslim.report import print_table, write_report
 
     over: dict = {}
-    if args.output_dir:
+    if args.output_dir is not None:
         over.setdefault("run", {})["output_dir"] = args.output_dir
-    if args.name:
+    if args.name is not None:  # --name "" is refused by validation, not ignored
         over.setdefault("run", {})["name"] = args.name
     recipe = load_recipe(args.recipe, over)
     if args.resume and args.fresh:

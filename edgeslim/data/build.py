@@ -8,6 +8,7 @@ import torch
 
 from edgeslim.data.augment import build_augment, build_batch_transform
 from edgeslim.data.bundle import DataBundle, Split
+from edgeslim.data.fingerprint import data_fingerprint
 from edgeslim.data.sources import read_source
 from edgeslim.errors import InputError
 from edgeslim.fsutil import sha256_json
@@ -19,12 +20,17 @@ _CACHE: dict[str, DataBundle] = {}
 
 
 def build_data(spec: DataSpec, seed: int) -> DataBundle:
-    key = sha256_json({"spec": spec.model_dump(mode="json"), "seed": seed})
+    # The fingerprint (file list, sizes, mtimes) keys the in-process cache too: a folder that
+    # changed since the last call is read again.
+    fp = data_fingerprint(spec)
+    key = sha256_json({"spec": spec.model_dump(mode="json"), "seed": seed, "data": fp["sha256"]})
     if key in _CACHE:
         return _CACHE[key]
+    skipped: list[dict[str, str]] = []
     images, labels, names = read_source(
         spec.source, root=spec.root, image_size=spec.image_size, channels=spec.channels,
         num_classes=spec.synthetic_classes, samples_per_class=spec.synthetic_per_class, seed=seed,
+        skip_bad=spec.skip_bad_images, skipped=skipped,
     )
     images, labels, names = _select_classes(images, labels, names, spec.classes)
     tr, va, te = stratified_split(labels, spec.val_fraction, spec.test_fraction, seed, spec.train_per_class)
@@ -35,6 +41,7 @@ def build_data(spec: DataSpec, seed: int) -> DataBundle:
         class_names=names, mean=mean, std=std, spec_hash=key[:16],
         augment=build_augment(spec.augment, spec.image_size),
         batch_transform=build_batch_transform(spec.augment, len(names)),
+        extra={"fingerprint": fp, "skipped": skipped},
     )
     _CACHE[key] = bundle
     return bundle

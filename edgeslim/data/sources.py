@@ -1,7 +1,9 @@
 """Data sources: digits (bundled with scikit-learn), imagefolder, cifar10 (local copy), synthetic.
 
 Each reader returns uint8 images [N,C,H,W] at the requested size and int64 labels, plus class
-names; splitting and normalization are shared (see ``build_data``).
+names; splitting and normalization are shared (see ``build_data``). Readers that can drop
+unusable files take ``skip_bad`` and append what they dropped to ``skipped``. Each source also
+registers a fingerprint of what it reads (see ``edgeslim.data.fingerprint``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from edgeslim.data.fingerprint import package_version, register_fingerprint
 from edgeslim.errors import InputError, unknown_name
 
 Reader = Callable[..., tuple[torch.Tensor, torch.Tensor, list[str]]]
@@ -71,6 +74,12 @@ def read_digits(image_size: int = 32, channels: int = 3, **_) -> tuple[torch.Ten
     return imgs, torch.from_numpy(d.target.astype(np.int64)), [str(i) for i in range(10)]
 
 
+@register_fingerprint("digits")
+def digits_fingerprint(spec) -> dict:
+    """The images ship inside scikit-learn: its version identifies them."""
+    return {"source": "digits", "sklearn": package_version("scikit-learn")}
+
+
 @register_source("synthetic")
 def read_synthetic(image_size: int = 32, channels: int = 3, num_classes: int = 4,
                    samples_per_class: int = 64, seed: int = 0, **_) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
@@ -79,36 +88,12 @@ def read_synthetic(image_size: int = 32, channels: int = 3, num_classes: int = 4
     return draw_shapes(image_size, channels, num_classes, samples_per_class, seed)
 
 
-@register_source("imagefolder")
-def read_imagefolder(root: str | None = None, image_size: int = 32, channels: int = 3, **_):
-    """A folder with one sub-folder of images per class (class names = folder names)."""
-    from PIL import Image, UnidentifiedImageError
+@register_fingerprint("synthetic")
+def synthetic_fingerprint(spec) -> dict:
+    """Drawn from the recipe's settings (already in the key) by a versioned generator."""
+    from edgeslim.data.synthetic import GENERATOR
 
-    if not root:
-        raise InputError("data.source imagefolder needs data.root: a folder with one sub-folder per class")
-    base = Path(root)
-    if not base.is_dir():
-        raise InputError(f"data.root '{base}' is not a folder; give a folder with one sub-folder per class")
-    classes = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
-    files = {c: sorted(f for f in (base / c).rglob("*") if f.suffix.lower() in IMAGE_EXTS) for c in classes}
-    classes = [c for c in classes if files[c]]
-    if len(classes) < 2:
-        raise InputError(
-            f"image folder '{base}' has {len(classes)} class folder(s) with images; need at least 2 "
-            f"sub-folders holding images ({', '.join(sorted(IMAGE_EXTS))})"
-        )
-    mode = "L" if channels == 1 else "RGB"
-    imgs, labels = [], []
-    for ci, c in enumerate(classes):
-        for f in files[c]:
-            try:
-                with Image.open(f) as im:
-                    arr = np.asarray(im.convert(mode).resize((image_size, image_size), Image.BILINEAR))
-            except (UnidentifiedImageError, OSError) as exc:
-                raise InputError(f"image '{f}' cannot be read ({exc}); remove or replace it") from exc
-            imgs.append(arr.reshape(image_size, image_size, -1).transpose(2, 0, 1))
-            labels.append(ci)
-    return torch.from_numpy(np.stack(imgs)), torch.tensor(labels, dtype=torch.int64), classes
+    return {"source": "synthetic", "generator": GENERATOR}
 
 
 @register_source("cifar10")
@@ -128,3 +113,23 @@ def read_cifar10(root: str | None = None, image_size: int = 32, channels: int = 
     y = np.concatenate([np.asarray(p.targets) for p in parts])
     imgs = to_channels(resize_u8(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), image_size), channels)
     return imgs, torch.from_numpy(y.astype(np.int64)), list(parts[0].classes)
+
+
+def _cifar_dir(root: str | None) -> Path:
+    return Path(root or "data") / "cifar-10-batches-py"
+
+
+@register_fingerprint("cifar10")
+def cifar10_fingerprint(spec) -> dict:
+    """The batch files' names, sizes and mtimes (stat only)."""
+    from edgeslim.data.fingerprint import stat_listing
+
+    folder = _cifar_dir(spec.root)
+    fp = {"source": "cifar10", "root": str(folder.resolve())}
+    try:
+        return fp | stat_listing(folder, [p for p in folder.iterdir() if not p.name.startswith(".")])
+    except OSError as exc:
+        return fp | {"error": exc.strerror}
+
+
+import edgeslim.data.imagefolder  # noqa: E402, F401 - registers the imagefolder source

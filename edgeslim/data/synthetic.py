@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+GENERATOR = "shapes/1"  # bump when draw_shapes draws differently: cached stages then recompute
 SHAPES = ["circle", "square", "triangle", "cross", "ring", "hbar", "vbar", "diamond"]
 
 

@@ -32,6 +32,19 @@ class StageRecord:
     class_names: list[str] | None = None
     error: str | None = None
 
+    @classmethod
+    def from_meta(cls, m: dict[str, Any], folder: Path) -> StageRecord:
+        """The inverse of :meth:`to_json` for a finished stage's meta.json.
+
+        meta.json's ``artifact`` is run-relative (``00-pretrain/model.pt``) while the record
+        keeps the bare file name; it is derived the way ``finish_stage`` set it (the ONNX file
+        when there is one, else the torch model) instead of being read back and prefixed again.
+        """
+        artifact = m.get("onnx_file") or m.get("model_file")
+        return cls(int(m["index"]), str(m["name"]), folder, "completed", str(m["key"]), float(m.get("wall_s", 0.0)),
+                   dict(m.get("metrics") or {}), artifact, m.get("model_file"), m.get("onnx_file"),
+                   m.get("class_names"))
+
     def to_json(self, run_dir: Path) -> dict[str, Any]:
         rel = self.dir.relative_to(run_dir).as_posix() if self.dir.is_relative_to(run_dir) else str(self.dir)
         return {
@@ -74,6 +87,7 @@ class StageContext:
     model_path: Path | None = None  # model.pt of the last stage that saved a torch model
     onnx_path: Path | None = None  # last ONNX artifact in the chain
     class_names: list[str] | None = None  # classes the current model predicts
+    key: str = ""  # this stage's cache key (settings, upstream stages, data fingerprint)
     _model: Any = None
 
     @property

@@ -66,6 +66,7 @@ def resume_dir(ctx: StageContext, cfg: StageConfig) -> Path:
 
     key = sha256_json(
         {
+            "stage_key": ctx.key,  # includes the data fingerprint: new data, new training
             "cfg": cfg.model_dump(mode="json"),
             "prev": [h.key for h in ctx.history],
             "model": ctx.recipe.model.model_dump(mode="json"),

@@ -325,33 +325,50 @@ class _Loop:
         }
 
     def try_resume(self, reporter: Reporter) -> int | None:
-        """Load the epoch-boundary state of an interrupted fit with the same settings."""
+        """Load the epoch-boundary state of an interrupted fit with the same settings.
+
+        State that cannot be used (corrupt, truncated, missing keys, wrong shapes) is reported,
+        deleted and training starts over from the model as given: it never blocks the stage.
+        """
         path = self.resume_dir / RESUME_FILE if self.resume_dir else None
         if path is None or not path.is_file():
             return None
+        from edgeslim.errors import CheckpointError
         from edgeslim.models.checkpoint import safe_torch_load
 
-        st = safe_torch_load(path)
-        if st.get("cfg_hash") != self.cfg_hash():
-            reporter.log(
-                f"[yellow]{path}: saved with other settings; training from the start[/yellow]"
-            )
+        start = (_cpu_state(self.model), self.opt.state_dict(), self.sched.state_dict())
+        try:
+            st = safe_torch_load(path)
+            if st.get("cfg_hash") != self.cfg_hash():
+                reporter.log(
+                    f"[yellow]{path}: saved with other settings; training from the start[/yellow]"
+                )
+                return None
+            self._load_state(st)
+        except (CheckpointError, KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            self.model.load_state_dict(start[0])  # undo a partial load
+            self.opt.load_state_dict(start[1])
+            self.sched.load_state_dict(start[2])
+            reporter.log(f"[yellow]warning: resume state {path} cannot be used "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else '-'}); "
+                         "discarded, training the stage from the start[/yellow]")
+            path.unlink(missing_ok=True)
             return None
+        reporter.log(f"resuming training after epoch {self.epoch} from {path}")
+        return self.epoch
+
+    def _load_state(self, st: dict[str, Any]) -> None:
+        # Everything is read before anything is applied, so a missing key changes nothing.
+        fields = (st["epoch"], st["step"], list(st["history"]), st["best_value"], st["best_epoch"],
+                  st["best_state"], st["bad_epochs"], st["model"], st["rng"])
         self.model.load_state_dict(st["model"])
         self.opt.load_state_dict(st["optimizer"])
         self.sched.load_state_dict(st["schedule"])
         if self.scaler and st["scaler"]:
             self.scaler.load_state_dict(st["scaler"])
-        self.epoch, self.step, self.history = st["epoch"], st["step"], st["history"]
-        self.best_value, self.best_epoch = st["best_value"], st["best_epoch"]
-        self.best_state, self.bad_epochs, self.last_good = (
-            st["best_state"],
-            st["bad_epochs"],
-            st["model"],
-        )
         torch.set_rng_state(st["rng"])
-        reporter.log(f"resuming training after epoch {self.epoch} from {path}")
-        return self.epoch
+        (self.epoch, self.step, self.history, self.best_value, self.best_epoch, self.best_state,
+         self.bad_epochs, self.last_good, _) = fields
 
 
 def _setup(loop: _Loop) -> None:

@@ -13,10 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from edgeslim.errors import EdgeslimError, InputError, require
 from edgeslim.progress import NULL, Reporter
+from edgeslim.safe_yaml import load_yaml_file
 from edgeslim.tune.space import ParamSpec, SearchSpec, apply_params, parse_search
 
 
@@ -160,7 +159,9 @@ class _Runner:
         if self.idx == 0:
             return
         self.reporter.log(f"tune: running the {self.idx} stage(s) before the tuned one (once)")
-        res = run_pipeline(self._recipe({}, self.tune_dir, "base", self.idx), self.reporter)
+        # Workers of one study share tune/base: a second one waits for the first to finish
+        # it (then reuses its stages) instead of failing on the folder's lock.
+        res = run_pipeline(self._recipe({}, self.tune_dir, "base", self.idx), self.reporter, lock_wait=True)
         self.base_dirs = [s.dir.resolve() for s in res.stages]
 
     def __call__(self, trial: Any) -> float:
@@ -219,6 +220,16 @@ class _Runner:
         return float(metrics[self.spec.metric])
 
 
+def _check_study_name(name: str) -> None:
+    """The study name is a folder (``tune/trials/<study>/``): the run-name rules apply."""
+    from edgeslim.recipe import run_name_problem
+
+    why = run_name_problem(name)
+    if why:
+        raise InputError(f"study name {name[:80]!r} {why}; use letters, digits, '.', '_' and '-' "
+                         "starting with a letter or digit (--study or search.study)")
+
+
 def tune(
     recipe_path: str | Path,
     *,
@@ -238,8 +249,8 @@ def tune(
 
     optuna = require("optuna", "tune")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    recipe = load_recipe(recipe_path)
-    raw = yaml.safe_load(Path(recipe_path).read_text())
+    recipe = load_recipe(recipe_path)  # bounded read (size, aliases) and full validation
+    raw = load_yaml_file(recipe_path)
     spec, idx = parse_search(raw, str(recipe_path))
     over = {
         k: v
@@ -253,10 +264,11 @@ def tune(
         if v is not None
     }
     spec = SearchSpec.model_validate({**spec.model_dump(), **over})
+    name = spec.study or recipe.run.name
+    _check_study_name(name)
     tune_dir = recipe.run_dir() / "tune"
     tune_dir.mkdir(parents=True, exist_ok=True)
     url = spec.storage or default_storage(tune_dir)
-    name = spec.study or recipe.run.name
     max_epochs = int(getattr(getattr(recipe.stages[idx], "train", None), "epochs", 1) or 1)
     study = open_study(
         optuna, spec, name, url, spec.seed if spec.seed is not None else recipe.run.seed, max_epochs
