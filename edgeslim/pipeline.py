@@ -35,6 +35,7 @@ class RunResult:
     run_dir: Path
     record: dict[str, Any]
     stages: list[StageRecord]
+    report: Path | None = None  # report.md
 
 
 def seed_everything(seed: int) -> None:
@@ -105,7 +106,10 @@ def _run_stages(recipe: Recipe, run_dir: Path, data: DataBundle, reporter: Repor
     record["status"] = "completed"
     record["final"] = next((h.metrics for h in reversed(history) if "test_accuracy" in h.metrics), {})
     write_record(run_dir, record)
-    return RunResult(run_dir, record, history)
+    from edgeslim.report import write_report
+
+    # Written here, while the folder is still locked, like every other file of the run.
+    return RunResult(run_dir, record, history, write_report(run_dir, record))
 
 
 def stage_key(prev: str, cfg: Any) -> str:

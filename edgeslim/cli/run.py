@@ -25,7 +25,7 @@ def main(args: argparse.Namespace) -> int:
     from edgeslim.pipeline import run_pipeline
     from edgeslim.progress import Reporter
     from edgeslim.recipe import load_recipe
-    from edgeslim.report import print_table, write_report
+    from edgeslim.report import print_table
 
     over: dict = {}
     if args.output_dir is not None:
@@ -39,9 +39,8 @@ def main(args: argparse.Namespace) -> int:
         raise InputError("--resume and --fresh contradict each other; give one of them")
     reporter = Reporter(quiet=args.quiet)
     res = run_pipeline(recipe, reporter, fresh=args.fresh)
-    report = write_report(res.run_dir, res.record)
     from rich.console import Console
 
     print_table(res.record, Console())
-    print(f"run record: {res.run_dir / 'run.json'}\nreport:     {report}")
+    print(f"run record: {res.run_dir / 'run.json'}\nreport:     {res.report}")
     return 0
