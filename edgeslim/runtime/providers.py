@@ -35,11 +35,15 @@ ORT_PRESETS: dict[str, tuple[str, ...]] = {
 }
 GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
-# Measured default for onnxruntime's thread spinning (benchmarks/runtime_backends.py and
-# benchmarks/results/compress_resnet18_speed.json, 2-core EPYC): spinning on buys 5-15% of a
-# lone session's median, but two sessions timed in alternation (bench/check/precision: auto)
-# fight over the cores, p90 grows 2-3x and a self-compare drifts 0.83..1.05 (issue 12). Off is
-# the reliable setting for every measurement; a deployed single session may turn it on.
+# onnxruntime's idle-thread spinning, decided by measurement (2-core EPYC, batch 1, 2 threads,
+# sessions timed in alternation; benchmarks/results/compress_resnet18_speed.json, quiet machine):
+# spinning on lowers a median by 7-15% (ResNet-18 FP32 13.2 vs 14.2 ms, pruned INT8 2.46 vs
+# 2.91 ms) but doubles the tail (pruned FP32 p90 13.0 vs 6.4 ms, pruned INT8 7.8 vs 3.3 ms) and
+# makes a same-file self-compare drift 0.83..1.05 (issue 12): idle spinning threads of one
+# session steal the cores the next one runs on. Every edgeslim measurement times several
+# sessions in one process (bench, check, precision: auto), so off is the default;
+# benchmarks/runtime_backends.py re-measures both (its ORT-vs-ORT self pair) per CPU. A deployed
+# runner with a single session may turn it on (runner_config(allow_spinning=True)).
 DEFAULT_ALLOW_SPINNING = False
 
 
