@@ -71,3 +71,30 @@ def test_quick_latency_runs_the_backend_on_a_fixed_input():
     assert ms >= 0 and len(be.shapes) == 7 and set(be.shapes) == {(2, 3, 8, 8)}
     a, b = timing.make_input((3, 4, 4), 2), timing.make_input((3, 4, 4), 2)
     assert a.dtype == np.float32 and np.array_equal(a, b)  # the same input every time
+
+
+def test_the_device_runner_times_with_the_same_code():
+    """Until deploy/runner.py imports the shipped portable copy, its timing core must not drift."""
+    import inspect
+
+    from edgeslim.deploy import runner
+
+    for name in ("time_calls", "summarize"):
+        mine, theirs = getattr(portable, name), getattr(runner, name)
+        assert theirs is mine or inspect.getsource(theirs) == inspect.getsource(mine), name
+
+
+def test_portable_runs_as_a_standalone_file_without_edgeslim(tmp_path):
+    """What a bundle ships: the file copied next to runner.py, imported with no edgeslim around."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copy(portable.__file__, tmp_path / "edgeslim_portable.py")
+    code = ("import sys, edgeslim_portable as p\n"
+            "s = p.summarize(p.time_calls(lambda: None, warmup=1, min_iters=3, min_time_s=0))\n"
+            "assert s['iters'] == 3 and not any(m.startswith('edgeslim') and m != 'edgeslim_portable' "
+            "for m in sys.modules)\n"
+            "print(p.ov_compile_config({'threads': 2})['INFERENCE_NUM_THREADS'])")
+    out = subprocess.run([sys.executable, "-E", "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "2", out.stderr[-1000:]
