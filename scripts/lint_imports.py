@@ -8,7 +8,7 @@ import of ``edgeslim.deploy.*`` -- a contract about deploy would pass vacuously.
 out the installed package as symlinks in a temporary folder (edgeslim/* plus each mapped folder),
 puts it first on sys.path and runs import-linter there.
 
-    .venv/bin/python scripts/lint_imports.py [--contract ID ...]
+    .venv/bin/python scripts/lint_imports.py [--contract ID ...] [--config FILE]
 """
 
 from __future__ import annotations
@@ -50,17 +50,19 @@ def build_tree(dest: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--contract", action="append", default=[], help="check only this contract id")
+    ap.add_argument("--config", default=str(ROOT / "pyproject.toml"), help="import-linter config file")
     args = ap.parse_args(argv)
     from importlinter.cli import lint_imports
 
     cwd = os.getcwd()
+    args.config = str(Path(args.config).resolve())  # before the chdir below
     with tempfile.TemporaryDirectory(prefix="edgeslim-lint-") as tmp:
         sys.path.insert(0, str(build_tree(Path(tmp))))
         # import-linter puts the working directory first on sys.path: run from the tree so the
         # repo's own edgeslim/ (without the mapped folders) is not the one found.
         os.chdir(tmp)
         try:
-            return lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True,
+            return lint_imports(config_filename=args.config, no_cache=True,
                                 limit_to_contracts=tuple(args.contract))
         finally:
             os.chdir(cwd)
