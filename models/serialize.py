@@ -45,7 +45,11 @@ def _base_model(spec: dict[str, Any]) -> nn.Module:
         key = str(spec.get("source", "")).removeprefix("object:")
         if key in _OBJECTS:  # same process: the registered object itself is the architecture
             return copy.deepcopy(_OBJECTS[key])
-        return build_object_origin(origin)
+        model = build_object_origin(origin)
+        from edgeslim.models.surgery import num_classes_of, replace_head
+
+        # Built with its class's defaults: give it the head size the object had.
+        return replace_head(model, n) if n is not None and num_classes_of(model) != n else model
     from edgeslim.models.registry import create_model
 
     return create_model(spec["source"], num_classes=n, in_chans=in_ch, **kwargs)

@@ -189,13 +189,34 @@ def object_origin(model: nn.Module) -> dict[str, Any]:
         origin.update(module=cls.__module__, name=cls.__qualname__)
     elif src and Path(src).is_file() and src.endswith(".py") and "<" not in src:
         origin.update(path=str(Path(src).resolve()), sha256=file_sha256(Path(src)), name=cls.__qualname__)
+    origin["default_init"] = _default_init_fits(model)
     return origin
+
+
+def _default_init_fits(model: nn.Module) -> bool:
+    """True when ``type(model)()`` has the same tensors (the classification head aside, which a
+    reload resizes): then a reload can rebuild it unaided."""
+    from edgeslim.models.surgery import find_head
+
+    try:
+        probe = type(model)()
+        head = find_head(model)[0] + "."
+    except Exception:  # required arguments, a constructor with side conditions, or no head
+        return False
+
+    def body(m: nn.Module) -> dict[str, tuple[int, ...]]:
+        return {k: tuple(v.shape) for k, v in m.state_dict().items() if not k.startswith(head)}
+
+    return body(model) == body(probe)
 
 
 def build_object_origin(origin: dict[str, Any]) -> nn.Module:
     """Rebuild an object-origin model with its class's defaults, or say how to reopen it."""
     how = ("reopen it from Python with edgeslim.api.load_model(path, like=YourNet(...)), or put the class "
            "in a file and use model.source: path/to/file.py:YourNet")
+    if origin.get("default_init") is False:
+        raise InputError(f"this model was made from an in-memory {origin['class']} built with arguments edgeslim "
+                         f"did not see; {how}")
     if "module" in origin:
         sub = {"kind": "module", "module": origin["module"], "name": origin["name"]}
     elif "path" in origin:
