@@ -142,6 +142,8 @@ def run_pretrain(cfg: PretrainConfig, ctx: StageContext) -> StageOutput:
     data = ctx.data(cfg.data)
     model = model_from_spec(ctx.recipe.model, data.input_shape[0], data.num_classes)
     model, metrics = _train(cfg, ctx, model, data)
+    if cfg.data is not None and data.extra.get("skipped"):  # the recipe's own data is in run.json
+        metrics["data_skipped"] = data.extra["skipped"]
     return StageOutput(model=model, class_names=data.class_names, data=cfg.data, metrics=metrics)
 
 
