@@ -103,6 +103,8 @@ def _run_stages(recipe: Recipe, run_dir: Path, data: DataBundle, reporter: Repor
         _advance_chain(chain, rec)
         write_record(run_dir, record)
     _remove_stale(run_dir, {h.dir.name for h in history}, reporter)
+    # Every stage is finished: resume state left in .resume/ belongs to superseded settings.
+    shutil.rmtree(run_dir / ".resume", ignore_errors=True)
     record["status"] = "completed"
     record["final"] = next((h.metrics for h in reversed(history) if "test_accuracy" in h.metrics), {})
     write_record(run_dir, record)
