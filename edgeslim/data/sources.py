@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -75,7 +76,7 @@ def read_digits(image_size: int = 32, channels: int = 3, **_) -> tuple[torch.Ten
 
 
 @register_fingerprint("digits")
-def digits_fingerprint(spec) -> dict:
+def digits_fingerprint(spec: Any) -> dict[str, Any]:
     """The images ship inside scikit-learn: its version identifies them."""
     return {"source": "digits", "sklearn": package_version("scikit-learn")}
 
@@ -89,7 +90,7 @@ def read_synthetic(image_size: int = 32, channels: int = 3, num_classes: int = 4
 
 
 @register_fingerprint("synthetic")
-def synthetic_fingerprint(spec) -> dict:
+def synthetic_fingerprint(spec: Any) -> dict[str, Any]:
     """Drawn from the recipe's settings (already in the key) by a versioned generator."""
     from edgeslim.data.synthetic import GENERATOR
 
@@ -120,7 +121,7 @@ def _cifar_dir(root: str | None) -> Path:
 
 
 @register_fingerprint("cifar10")
-def cifar10_fingerprint(spec) -> dict:
+def cifar10_fingerprint(spec: Any) -> dict[str, Any]:
     """The batch files' names, sizes and mtimes (stat only)."""
     from edgeslim.data.fingerprint import stat_listing
 
