@@ -26,6 +26,7 @@ test-fast: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(PY) scripts/lint_imports.py
 
 clean:
 	rm -rf runs build *.egg-info

@@ -25,8 +25,8 @@ def one(arch: str, size: int, tmp: Path) -> dict:
     from edgeslim.compress import prune as P
     from edgeslim.compress import quantize as Q
     from edgeslim.data import build_data
-    from edgeslim.deploy.export import export_onnx
     from edgeslim.models.registry import create_model
+    from edgeslim.onnxio.export import export_onnx
     from edgeslim.recipe import DataSpec
 
     torch.manual_seed(0)

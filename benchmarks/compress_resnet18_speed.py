@@ -28,8 +28,8 @@ def main() -> None:
 
     from edgeslim.compress import prune as P
     from edgeslim.compress import quantize as Q
-    from edgeslim.deploy.export import export_onnx
     from edgeslim.models.registry import create_model
+    from edgeslim.onnxio.export import export_onnx
 
     torch.manual_seed(0)
     torch.set_num_threads(THREADS)

@@ -28,7 +28,7 @@ def plain_cnn(body_layers: int, width: int = 32):
 
 
 def export(model, path: Path, image_size: int = 32) -> Path:
-    from edgeslim.deploy.export import export_onnx
+    from edgeslim.onnxio.export import export_onnx
 
     export_onnx(model, (3, image_size, image_size), path, dynamic_batch=False)
     return path

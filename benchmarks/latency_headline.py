@@ -28,16 +28,16 @@ def _variants(name: str, work: Path, threads: int | None) -> tuple[dict, dict]:
 
     from edgeslim.compress.prune import prune_once
     from edgeslim.compress.quantize import PtqSettings, preprocess, quantize_static_qdq
-    from edgeslim.deploy.backends import OrtBackend, TorchBackend
-    from edgeslim.deploy.export import export_onnx
     from edgeslim.models.registry import create_model
+    from edgeslim.onnxio.export import export_onnx
+    from edgeslim.runtime import open_backend
 
     if threads:
         torch.set_num_threads(threads)
     shape = (3, 224, 224)
     calib = np.random.default_rng(0).standard_normal((16, *shape)).astype(np.float32)
     model = create_model(f"torchvision:{name}").eval()
-    out, info = {"torch eager fp32": TorchBackend(model, shape)}, {}
+    out, info = {"torch eager fp32": open_backend(model, "torch", input_shape=shape)}, {}
 
     def onnx_pair(m, tag: str) -> None:
         fp32 = export_onnx(m, shape, work / f"{tag}.onnx", dynamic_batch=False).path
@@ -45,10 +45,10 @@ def _variants(name: str, work: Path, threads: int | None) -> tuple[dict, dict]:
         int8 = quantize_static_qdq(pre, work / f"{tag}-int8.onnx", calib, PtqSettings())
         info[tag] = {"fp32_bytes": fp32.stat().st_size, "int8_bytes": int8.stat().st_size}
         if tag == "base":
-            out["onnxruntime fp32"] = OrtBackend(fp32, intra_op_threads=threads)
-            out["onnxruntime int8"] = OrtBackend(int8, intra_op_threads=threads)
+            out["onnxruntime fp32"] = open_backend(fp32, "onnxruntime", threads=threads)
+            out["onnxruntime int8"] = open_backend(int8, "onnxruntime", threads=threads)
         else:
-            out["pruned 30% + int8"] = OrtBackend(int8, intra_op_threads=threads)
+            out["pruned 30% + int8"] = open_backend(int8, "onnxruntime", threads=threads)
 
     onnx_pair(model, "base")
     try:
@@ -62,7 +62,7 @@ def _variants(name: str, work: Path, threads: int | None) -> tuple[dict, dict]:
 
 
 def _time(backends: dict, passes: int, pass_time: float) -> dict:
-    from edgeslim.deploy.runner import summarize, time_calls
+    from edgeslim.runtime.timing import summarize, time_calls
 
     x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
     names = list(backends)
@@ -88,7 +88,7 @@ def main() -> None:
     ap.add_argument("--passes", type=int, default=5)
     ap.add_argument("--pass-time", type=float, default=0.6)
     args = ap.parse_args()
-    from edgeslim.deploy.bench import host_fingerprint
+    from edgeslim.deploy.gate.bench import host_fingerprint
 
     results = {}
     for name in args.models.split(","):

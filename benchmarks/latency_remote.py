@@ -66,8 +66,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pairs", type=int, default=3)
     args = ap.parse_args()
-    from edgeslim.deploy.remote import local_bundle
-    from edgeslim.deploy.stats import compare_samples
+    from edgeslim.deploy.gate.remote import local_bundle
+    from edgeslim.deploy.gate.stats import compare_samples
 
     work = Path(tempfile.mkdtemp(prefix="latency-remote-"))
     bundle = local_bundle(export(plain_cnn(6), work / "model.onnx"), work / "b")

@@ -22,7 +22,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--min-time", type=float, default=2.0)
     args = ap.parse_args()
-    from edgeslim.deploy.stats import coefficient_of_variation
+    from edgeslim.deploy.gate.stats import coefficient_of_variation
 
     work = Path(tempfile.mkdtemp(prefix="latency-rep-"))
     model = export(plain_cnn(6), work / "model.onnx")

@@ -37,8 +37,8 @@ SELF_A, SELF_B = "ort_fp32", "ort_fp32_self"
 def build_files(name: str, size: int, work: Path, calib: np.ndarray) -> dict[str, Any]:
     """Random-weight model, its static batch-1 FP32 ONNX and a U8S8 QDQ INT8 ONNX."""
     from edgeslim.compress import quantize as Q
-    from edgeslim.deploy.export import export_onnx
     from edgeslim.models.registry import create_model
+    from edgeslim.onnxio.export import export_onnx
 
     model = create_model(MODELS[name], 1000).eval()
     fp32 = export_onnx(model, (3, size, size), work / f"{name}.onnx", dynamic_batch=False).path
@@ -134,7 +134,7 @@ def fidelity(files: dict[str, Any], backends: dict[str, Any], x: np.ndarray) -> 
 
 
 def run_model(name: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    from edgeslim.runtime.onnxinfo import count_macs, onnx_info
+    from edgeslim.onnxio.info import count_macs, onnx_info
     from edgeslim.runtime.timing import make_input
 
     rng = np.random.default_rng(0)

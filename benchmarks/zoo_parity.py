@@ -61,10 +61,10 @@ def one(name: str, size: int, threads: int, samples: int, out: Path) -> None:
     from torchvision import models as tvm
 
     from edgeslim.data import build_data
-    from edgeslim.deploy.backends import OrtBackend, TorchBackend
-    from edgeslim.deploy.export import export_onnx
-    from edgeslim.deploy.parity import ParityConfig, fp32_parity, split_inputs
+    from edgeslim.deploy.export.parity import ParityConfig, fp32_parity, split_inputs
+    from edgeslim.onnxio.export import export_onnx
     from edgeslim.recipe import DataSpec
+    from edgeslim.runtime import open_backend
 
     res: dict = {"model": name, "input_size": size}
     torch.manual_seed(0)
@@ -103,8 +103,8 @@ def one(name: str, size: int, threads: int, samples: int, out: Path) -> None:
         # purely relative: random-init logits range from 1e-14 (efficientnet) to 1e8 (resnet152)
         cfg = ParityConfig(samples=samples, batch_size=samples, atol=0.0)
         rep = fp32_parity(
-            TorchBackend(model, (3, size, size)),
-            OrtBackend(exp.path, intra_op_threads=threads),
+            open_backend(model, "torch", input_shape=(3, size, size)),
+            open_backend(exp.path, "onnxruntime", threads=threads),
             x,
             cfg,
             output_names=["logits"],

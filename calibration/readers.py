@@ -9,7 +9,9 @@ import numpy as np
 
 
 def ort_reader(batch: np.ndarray, input_name: str, batch_size: int = 1) -> Any:
-    """An ``onnxruntime.quantization.CalibrationDataReader`` over ``batch`` (N,C,H,W float32)."""
+    """An ``onnxruntime.quantization.CalibrationDataReader`` over ``batch`` (N,C,H,W float32).
+
+    ``input_name`` is the graph's input (``edgeslim.onnxio.info.input_name``)."""
     from onnxruntime.quantization import CalibrationDataReader
 
     class _Reader(CalibrationDataReader):
@@ -27,14 +29,6 @@ def ort_reader(batch: np.ndarray, input_name: str, batch_size: int = 1) -> Any:
             self._i = 0
 
     return _Reader()
-
-
-def onnx_input_name(path: str | Path) -> str:
-    import onnx
-
-    m = onnx.load(str(path), load_external_data=False)
-    inits = {i.name for i in m.graph.initializer}
-    return next(i.name for i in m.graph.input if i.name not in inits)
 
 
 def tensorrt_calibrator(batch: np.ndarray, cache_file: str | Path, batch_size: int = 8) -> Any:

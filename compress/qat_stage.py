@@ -28,9 +28,9 @@ def qat_to_onnx(
     """Fine-tune a fake-quantized copy of ``model`` (KD if asked); export it as QDQ."""
     from edgeslim.compress.distill import kd_loss
     from edgeslim.compress.qat import calibrate, prepare_qat
-    from edgeslim.deploy.export import export_onnx
     from edgeslim.models.serialize import save_model
     from edgeslim.models.surgery import find_head
+    from edgeslim.onnxio.export import export_onnx
     from edgeslim.train.engine import eval_top1, fit
 
     float_model = copy.deepcopy(model).cpu().eval()

@@ -60,7 +60,8 @@ def quantize_static_qdq(
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    from edgeslim.calibration.readers import onnx_input_name, ort_reader
+    from edgeslim.calibration.readers import ort_reader
+    from edgeslim.onnxio.info import input_name as onnx_input_name
 
     methods = {
         "minmax": CalibrationMethod.MinMax,
@@ -125,10 +126,10 @@ def ort_logits(
     threads: int | None,
     providers: list[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    from edgeslim.deploy.backends import OrtBackend
     from edgeslim.measure import predict
+    from edgeslim.runtime import open_backend
 
-    return predict(OrtBackend(path, providers, threads), data, split, EVAL_BATCH)
+    return predict(open_backend(path, "onnxruntime", providers=providers, threads=threads), data, split, EVAL_BATCH)
 
 
 def ort_latency_ms(
@@ -138,10 +139,10 @@ def ort_latency_ms(
     iters: int,
     providers: list[str] | None = None,
 ) -> float:
-    from edgeslim.deploy.backends import OrtBackend
-    from edgeslim.deploy.latency import quick_latency_ms
+    from edgeslim.runtime import open_backend
+    from edgeslim.runtime.timing import quick_latency_ms
 
-    return quick_latency_ms(OrtBackend(path, providers, threads), shape, iters)
+    return quick_latency_ms(open_backend(path, "onnxruntime", providers=providers, threads=threads), shape, iters)
 
 
 def top1(logits: np.ndarray, labels: np.ndarray) -> float:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgeslim.compress import quantize as Q
+from edgeslim.runtime.providers import GPU_PROVIDERS
 
 if TYPE_CHECKING:
     from torch import nn
@@ -19,8 +20,6 @@ if TYPE_CHECKING:
     from edgeslim.models.frozen import FrozenModel
     from edgeslim.recipe import Recipe
     from edgeslim.stages.context import StageContext
-
-GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
 
 def calibration_set(
@@ -179,7 +178,7 @@ def quantize_model(
 def float_onnx(model: nn.Module | FrozenModel | Path, shape: tuple[int, ...], out: Path,
                opset: int) -> tuple[Path, nn.Module | None]:
     """The float ONNX every candidate is built from, and the torch module if there is one."""
-    from edgeslim.deploy.export import export_onnx, finalize_onnx
+    from edgeslim.onnxio.export import export_onnx, finalize_onnx
 
     if isinstance(model, Path):
         return finalize_onnx(model, out, {"edgeslim.exporter": "none (ONNX source)"}, input_shape=shape).path, None

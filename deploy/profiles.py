@@ -51,6 +51,9 @@ class Profile:
     workspace_mb: int = 1024
     dla_cores: int = 0
     notes: list[str] = field(default_factory=list)
+    # runtimes the bundle's runner tries, in order (the first one installed on the device runs);
+    # empty: ``backend``, then onnxruntime (deploy/bundle/runtimes.py)
+    runtimes: tuple[str, ...] = ()
 
     @property
     def accepts(self) -> Accepts:
@@ -130,6 +133,7 @@ PROFILES: dict[str, Profile] = {
             13,
             21,
             notes=["INT8 (QDQ) is fastest on CPUs with VNNI/AMX"],
+            runtimes=("openvino", "onnxruntime"),
         ),
         Profile(
             "nvidia-gpu",

@@ -1,4 +1,5 @@
-"""TensorRT engines from ONNX (TensorRT Python API) and a backend that runs them.
+"""TensorRT engines from ONNX (TensorRT Python API). Running them is the runtime layer's
+``edgeslim.runtime.tensorrt.TensorRTBackend`` (``open_backend("m.engine")``).
 
 * FP32 and FP16 engines from an FP32 ONNX; INT8 from a QDQ model (explicit quantization: the
   scales come from the model) or, for an FP32 model, through an INT8 calibration cache
@@ -14,7 +15,6 @@ Planning (``plan_build``) needs neither TensorRT nor a GPU, so it is tested ever
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -55,18 +55,15 @@ def plan_build(
     has_calib_data: bool = False,
 ) -> BuildPlan:
     """Check the request against the model; raise InputError naming the fix when it cannot work."""
-    import onnx
-
-    from edgeslim.deploy.parity import is_reduced_precision
+    from edgeslim.onnxio.info import detect_precision, graph_inputs, load_model
 
     if precision not in PRECISIONS:
         raise InputError(f"TensorRT precision '{precision}' is not one of {', '.join(PRECISIONS)}")
     path = Path(onnx_path)
     if not path.is_file():
         raise InputError(f"ONNX file '{path}' does not exist")
-    m = onnx.load(str(path), load_external_data=False)
-    inits = {i.name for i in m.graph.initializer}
-    inp = next(i for i in m.graph.input if i.name not in inits)
+    m = load_model(path)
+    inp = graph_inputs(m)[0]
     dims = [d.dim_value if d.HasField("dim_value") else -1 for d in inp.type.tensor_type.shape.dim]
     dynamic = dims[0] <= 0
     if not 1 <= min_batch <= opt_batch <= max_batch:
@@ -77,11 +74,11 @@ def plan_build(
         min_batch = opt_batch = max_batch = dims[0]
     chw = dims[1:]
     shapes = {k: [b, *chw] for k, b in (("min", min_batch), ("opt", opt_batch), ("max", max_batch))}
-    kind = is_reduced_precision(path)
+    kind = detect_precision(m)
     plan = BuildPlan(str(path), precision, None, inp.name, shapes, dynamic, workspace_mb)
     if kind == "fp16" and precision == "fp32":
         raise InputError("the model holds FP16 weights; build it with precision fp16")
-    if kind == "int8":
+    if kind in ("int8", "int8_dynamic"):
         if precision != "int8":
             raise InputError(
                 f"'{path.name}' is a QDQ (INT8) model; TensorRT builds it only as int8 "
@@ -106,22 +103,6 @@ def _trt() -> Any:
     return require("tensorrt", "tensorrt")
 
 
-def gpu_info() -> dict[str, Any]:
-    """GPU name and compute capability (through torch, always present where edgeslim runs)."""
-    import torch
-
-    if not torch.cuda.is_available():
-        raise InputError(
-            "building or running a TensorRT engine needs a CUDA GPU; none is visible here"
-        )
-    major, minor = torch.cuda.get_device_capability(0)
-    return {
-        "gpu": torch.cuda.get_device_name(0),
-        "compute_capability": f"{major}.{minor}",
-        "cuda": torch.version.cuda,
-    }
-
-
 def build_engine(
     plan: BuildPlan,
     engine_path: str | Path,
@@ -129,6 +110,8 @@ def build_engine(
     calib_data: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Build and save a serialized engine plus ``<engine>.json`` metadata; return the metadata."""
+    from edgeslim.runtime.tensorrt import gpu_info
+
     trt = _trt()
     info = gpu_info()
     engine_path = Path(engine_path)
@@ -203,62 +186,6 @@ def make_calibrator(data: np.ndarray | None, cache: str | None, batch_size: int)
     return tensorrt_calibrator(arr, cache or "calibration.cache", batch_size=max(1, batch_size))
 
 
-class TensorRTBackend:
-    """Run a serialized engine: ``run(np.ndarray) -> np.ndarray`` with device buffers from torch."""
-
-    name = "tensorrt"
-
-    def __init__(self, path: str | Path):
-        trt = _trt()
-        import torch
-
-        gpu_info()
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(
-                f"TensorRT engine '{path}' does not exist; build it with edgeslim deploy + "
-                "build_engine.sh, or edgeslim.deploy.tensorrt.build_engine"
-            )
-        self.torch = torch
-        self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(
-            path.read_bytes()
-        )
-        if self.engine is None:
-            meta = path.with_name(path.name + ".json")
-            built = json.loads(meta.read_text()) if meta.is_file() else {}
-            raise InputError(
-                f"TensorRT {trt.__version__} cannot load '{path.name}' (built with TensorRT "
-                f"{built.get('tensorrt', '?')} on {built.get('gpu', '?')}); "
-                "rebuild it on this machine"
-            )
-        self.ctx = self.engine.create_execution_context()
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        is_in = [self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names]
-        self.input_name = next(n for n, i in zip(names, is_in, strict=True) if i)
-        self.output_names = [n for n, i in zip(names, is_in, strict=True) if not i]
-        self._shape = tuple(self.engine.get_tensor_shape(self.input_name))[1:]
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        torch = self.torch
-        x = torch.from_numpy(np.ascontiguousarray(batch, np.float32)).cuda()
-        self.ctx.set_input_shape(self.input_name, tuple(x.shape))
-        self.ctx.set_tensor_address(self.input_name, x.data_ptr())
-        outs = []
-        for n in self.output_names:
-            o = torch.empty(tuple(self.ctx.get_tensor_shape(n)), dtype=torch.float32, device="cuda")
-            self.ctx.set_tensor_address(n, o.data_ptr())
-            outs.append(o)
-        # the current stream: the copies above were queued on it, so no extra synchronisation
-        stream = torch.cuda.current_stream()
-        if not self.ctx.execute_async_v3(stream.cuda_stream):
-            raise StageError("TensorRT execution failed")
-        stream.synchronize()
-        return outs[0].cpu().numpy()
-
-    def input_shape(self) -> tuple[int, ...]:
-        return self._shape
-
-
 def run_calibration_data(run_dir: str | Path) -> np.ndarray | None:
     """The newest calibration set a quantize stage stored in the run (hash-checked), if any."""
     from edgeslim.calibration.select import load_stored
@@ -279,7 +206,7 @@ def build_engine_for_run(
     The calibration cache is written next to the engine (``calibration.cache``) so a device
     without the calibration images can rebuild with ``trtexec --int8 --calib=calibration.cache``.
     """
-    from edgeslim.deploy.bundle import load_run, onnx_stage
+    from edgeslim.deploy.bundle.build import load_run, onnx_stage
 
     run_dir, out = Path(run_dir), Path(out)
     st = onnx_stage(run_dir, load_run(run_dir))

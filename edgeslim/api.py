@@ -98,17 +98,18 @@ def export(model: nn.Module, input_shape: Sequence[int], out: str | Path, *, ops
     """
     import numpy as np
 
-    from edgeslim.deploy.export import export_onnx
+    from edgeslim.onnxio.export import export_onnx
 
     shape = tuple(int(d) for d in input_shape)
     res = export_onnx(model, shape, out, opset, dynamic_batch)
     if check_parity:
-        from edgeslim.deploy.backends import OrtBackend, TorchBackend
-        from edgeslim.deploy.parity import ParityConfig, fp32_parity, gate
+        from edgeslim.deploy.export.parity import ParityConfig, fp32_parity, gate
+        from edgeslim.runtime import open_backend
 
         x = np.random.default_rng(0).standard_normal((samples, *shape)).astype(np.float32)
         cfg = ParityConfig(samples=samples, batch_size=samples if dynamic_batch else 1, min_top1_agreement=0.0)
-        gate(fp32_parity(TorchBackend(model, shape), OrtBackend(res.path), x, cfg))
+        ref = open_backend(model, "torch", input_shape=shape)
+        gate(fp32_parity(ref, open_backend(res.path, "onnxruntime"), x, cfg))
     return res.path
 
 
@@ -180,7 +181,7 @@ def _float_onnx(model_or_onnx: Any, shape: tuple[int, ...], out: Path, opset: in
         if path.suffix != ".onnx" or not path.is_file():
             raise InputError(f"'{path}' is not an existing .onnx file; pass an nn.Module or a float ONNX path")
         return path
-    from edgeslim.deploy.export import export_onnx
+    from edgeslim.onnxio.export import export_onnx
 
     return export_onnx(model_or_onnx, shape, out, opset, True).path
 
@@ -212,13 +213,13 @@ def evaluate(model_or_onnx: nn.Module | str | Path, images: np.ndarray | torch.T
     if len(y) != len(x):
         raise InputError(f"{len(x)} images but {len(y)} labels; give one label per image")
     if isinstance(model_or_onnx, (str, Path)):
-        from edgeslim.deploy.backends import OrtBackend
+        from edgeslim.runtime import open_backend
 
-        backend: Any = OrtBackend(model_or_onnx)
+        backend: Any = open_backend(model_or_onnx, "onnxruntime")
     else:
-        from edgeslim.deploy.backends import TorchBackend
+        from edgeslim.runtime import open_backend
 
-        backend = TorchBackend(model_or_onnx, x.shape[1:])
+        backend = open_backend(model_or_onnx, "torch", input_shape=tuple(x.shape[1:]))
     logits = np.concatenate([backend.run(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
     return topk_metrics(logits, y, num_classes or int(max(logits.shape[1], y.max() + 1)))
 

@@ -1,8 +1,9 @@
-"""Model figures every stage records: parameters, MACs, accuracy and latency."""
+"""Model figures every stage records: parameters, MACs, accuracy and latency.
+
+ONNX files count their parameters in ``edgeslim.onnxio.info.count_params``."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,17 +44,6 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
         return int(fc.get_total_flops() // 2)
     finally:
         model.train(was_training)
-
-
-def onnx_params(path: str | Path) -> int:
-    """Weights stored in an ONNX file: every initializer except quantization scales and zero
-    points, so an INT8 (QDQ) model counts its int8 weights like the float model counts floats."""
-    import onnx
-
-    m = onnx.load(str(path), load_external_data=False)
-    qparams = {name for node in m.graph.node if node.op_type in ("QuantizeLinear", "DequantizeLinear")
-               for name in node.input[1:]}
-    return int(sum(int(np.prod(t.dims)) for t in m.graph.initializer if t.name not in qparams))
 
 
 def topk_metrics(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, Any]:

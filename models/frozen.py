@@ -56,9 +56,9 @@ class FrozenModel:
             prog = getattr(self.module, "program", None)
             tensors = prog.state_dict.values() if prog is not None else self.module.parameters()
             return int(sum(t.numel() for t in tensors))
-        from edgeslim.measure import onnx_params
+        from edgeslim.onnxio.info import count_params
 
-        return onnx_params(self.path)
+        return count_params(self.path)
 
     def to_onnx(self, out: str | Path, input_shape: tuple[int, ...] | None = None, opset: int = 17,
                 dynamic_batch: bool = True, metadata: dict[str, Any] | None = None) -> Any:
@@ -68,7 +68,7 @@ class FrozenModel:
         exporter with its own (captured) shapes; an ONNX file is finalized as it is. Returns the
         deploy ``ExportResult``.
         """
-        from edgeslim.deploy.export import export_onnx, finalize_onnx
+        from edgeslim.onnxio.export import export_onnx, finalize_onnx
 
         shape = tuple(input_shape or self.input_shape or ())
         if dynamic_batch and self.fixed_batch is not None:
@@ -97,7 +97,7 @@ def _export_program(fm: FrozenModel, out: Path, shape: tuple[int, ...], opset: i
     import shutil
     import tempfile
 
-    from edgeslim.deploy.export import _quiet, finalize_onnx
+    from edgeslim.onnxio.export import _quiet, finalize_onnx
 
     program = fm.module.program  # type: ignore[union-attr]
     scratch = Path(tempfile.mkdtemp(prefix=f".{out.stem}.export-", dir=out.parent))
@@ -192,14 +192,10 @@ def _program_batch(module: nn.Module) -> int | None:
 
 
 def _onnx_io(path: Path) -> tuple[tuple[int, ...] | None, int | None, int | None]:
-    import onnx
+    from edgeslim.onnxio.info import graph_inputs, load_model
 
-    try:
-        m = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf DecodeError and friends
-        raise InputError(f"'{path}' is not a readable ONNX model ({type(exc).__name__}); export it again") from exc
-    inits = {t.name for t in m.graph.initializer}
-    inputs = [i for i in m.graph.input if i.name not in inits]
+    m = load_model(path)
+    inputs = graph_inputs(m)
     if len(inputs) != 1:
         raise InputError(f"ONNX model '{path}' has {len(inputs)} inputs; edgeslim takes image classifiers "
                          "with one NCHW input")

@@ -29,17 +29,17 @@ stamp "deploy section"
 timeout 300 python3 - > "$OUT/deploy-gpu.json" 2> "$OUT/deploy-gpu.log" <<'PY'
 import importlib.util, json, time
 import numpy as np, onnxruntime as ort, torch, torchvision
-from edgeslim.deploy.backends import OrtBackend, TorchBackend, open_backend
-from edgeslim.deploy.export import export_onnx
-from edgeslim.deploy.parity import ParityConfig, fp32_parity, quant_parity
+from edgeslim.deploy.export.parity import ParityConfig, fp32_parity, quant_parity
+from edgeslim.onnxio.export import export_onnx
+from edgeslim.runtime import open_backend
 res = {"tensorrt_module": importlib.util.find_spec("tensorrt") is not None, "ort": ort.__version__,
        "ort_providers": ort.get_available_providers(), "gpu": torch.cuda.get_device_name(0)}
 torch.manual_seed(0)
 m = torchvision.models.resnet50().eval()
 p = export_onnx(m, (3, 224, 224), "/tmp/r50.onnx").path
 x = np.random.default_rng(0).standard_normal((8, 3, 224, 224)).astype(np.float32)
-gpu = TorchBackend(m, (3, 224, 224), "cuda")  # cuDNN may use TF32: the relative gate must absorb it
-for name, art in [("ort_cpu", OrtBackend(p))] + ([("ort_cuda", open_backend(p, kind="ort-cuda"))]
+gpu = open_backend(m, "torch", input_shape=(3, 224, 224), device="cuda")  # cuDNN may use TF32: the relative gate must absorb it
+for name, art in [("ort_cpu", open_backend(p))] + ([("ort_cuda", open_backend(p, device="cuda"))]
                                                    if "CUDAExecutionProvider" in res["ort_providers"] else []):
     rep = fp32_parity(gpu, art, x, ParityConfig(rtol=1e-3, batch_size=8), output_names=["logits"])
     res[f"torch_cuda_vs_{name}"] = {"passed": rep.passed, "summary": rep.summary()}
@@ -64,7 +64,7 @@ stamp "bench section"
 timeout 240 sh -c '
 python3 -m edgeslim bench torchvision:resnet18 --image-size 224 --device cuda --batch 1,8 --min-time 2 \
   --json "$OUT/bench-torch-cuda.json" > "$OUT/bench-gpu.log" 2>&1
-python3 -c "import torch,torchvision; from edgeslim.deploy.export import export_onnx; \
+python3 -c "import torch,torchvision; from edgeslim.onnxio.export import export_onnx; \
 export_onnx(torchvision.models.resnet18().eval(), (3,224,224), \"/tmp/r18.onnx\")" >> "$OUT/bench-gpu.log" 2>&1
 python3 -m edgeslim bench /tmp/r18.onnx --provider auto --batch 1,8 --min-time 2 \
   --json "$OUT/bench-ort-auto.json" >> "$OUT/bench-gpu.log" 2>&1
@@ -78,7 +78,7 @@ import json, tempfile
 from pathlib import Path
 import numpy as np, torch, torchvision
 from edgeslim.compress import quantize as Q
-from edgeslim.deploy.export import export_onnx
+from edgeslim.onnxio.export import export_onnx
 tmp = Path(tempfile.mkdtemp())
 f32 = export_onnx(torchvision.models.resnet18().eval(), (3, 224, 224), tmp / "r18.onnx").path
 calib = np.random.default_rng(0).standard_normal((16, 3, 224, 224)).astype(np.float32)

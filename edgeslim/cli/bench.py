@@ -1,4 +1,4 @@
-"""``edgeslim bench ARTIFACT [--json OUT] [--threads N] [--batch N[,N...]] [--remote user@host]``"""
+"""``edgeslim bench ARTIFACT [--backend NAME] [--json OUT] [--threads N] [--batch N[,N...]] [--remote user@host]``"""
 
 from __future__ import annotations
 
@@ -8,10 +8,17 @@ from typing import Any
 EPILOG = """examples:
   edgeslim bench runs/demo/03-export/model.onnx
   edgeslim bench model.onnx --batch 1,8,32 --threads 2 --json bench.json
+  edgeslim bench model.onnx --backend openvino --threads 2          (same ONNX, OpenVINO CPU)
+  edgeslim bench model.onnx --backend openvino --precision bf16     (CPUs with native BF16)
   edgeslim bench runs/demo/01-finetune/model.pt --min-time 3
   edgeslim bench torchvision:resnet18 --image-size 224
   edgeslim bench bundle/ --remote pi@raspberrypi.local --known-hosts ~/.ssh/known_hosts
 exit codes: 0 ok, 1 failure, 2 bad input"""
+
+
+# the runtime layer's built-in backends (edgeslim.runtime.providers.BACKENDS), listed here so that
+# building the parser imports no runtime code; tests/runtime checks the two lists agree
+BACKEND_CHOICES = ("onnxruntime", "openvino", "torch", "tensorrt")
 
 
 def batch_list(text: str) -> list[int]:
@@ -42,7 +49,21 @@ def add_measure_args(p: argparse.ArgumentParser, min_time: float = 1.0) -> None:
         help=f"timed seconds at least (default {min_time:g})",
     )
     g.add_argument(
-        "--provider", default="auto", help="onnx: auto|cpu|cuda|tensorrt (auto: CUDA if present)"
+        "--backend",
+        choices=BACKEND_CHOICES,
+        default=None,
+        help="runtime that runs the artifact (default: by file type: .onnx onnxruntime, "
+        ".xml openvino, .engine tensorrt, .pt torch)",
+    )
+    g.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default=None,
+        help="run in this precision where the runtime can: openvino fp32|bf16 (bf16 on CPUs with "
+        "native BF16), torch on cuda fp16 (default: what the artifact holds)",
+    )
+    g.add_argument(
+        "--provider", default="auto", help="onnxruntime: auto|cpu|cuda|tensorrt (auto: CUDA if present)"
     )
     g.add_argument("--device", default="cpu", help="torch artifacts: cpu|cuda")
     g.add_argument(
@@ -59,7 +80,7 @@ def add_measure_args(p: argparse.ArgumentParser, min_time: float = 1.0) -> None:
 
 
 def bench_options(args: argparse.Namespace):  # -> BenchOptions (import kept lazy)
-    from edgeslim.deploy.bench import BenchOptions
+    from edgeslim.deploy.gate.bench import BenchOptions
     from edgeslim.errors import InputError
 
     for name in ("threads", "inter_threads", "min_iters"):
@@ -77,6 +98,8 @@ def bench_options(args: argparse.Namespace):  # -> BenchOptions (import kept laz
         inter_threads=args.inter_threads,
         provider=args.provider,
         device=args.device,
+        backend=args.backend,
+        precision=args.precision,
         image_size=args.image_size,
         in_chans=args.in_chans,
         checkpoint=args.checkpoint,
@@ -85,13 +108,13 @@ def bench_options(args: argparse.Namespace):  # -> BenchOptions (import kept laz
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from edgeslim.deploy.remote import add_remote_args
+    from edgeslim.deploy.gate.ssh import add_remote_args
 
     p = sub.add_parser(
         "bench",
         help="latency, throughput and memory of an artifact (local or over SSH)",
-        description="Benchmark an .onnx (onnxruntime), .engine (TensorRT), edgeslim "
-        "model.pt, bundle folder or registry model name.",
+        description="Benchmark an .onnx (onnxruntime, or --backend openvino), OpenVINO .xml, "
+        ".engine (TensorRT), edgeslim model.pt, bundle folder or registry model name.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -108,13 +131,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from edgeslim.deploy.bench import format_table, run_benchmark
+    from edgeslim.deploy.gate.bench import format_table, run_benchmark
     from edgeslim.fsutil import atomic_write_json
 
     opts = bench_options(args)
     check_out_file(args.json_out, "--json")
     if args.remote:
-        from edgeslim.deploy.remote import remote_bench, target_from_args
+        from edgeslim.deploy.gate.remote import remote_bench
+        from edgeslim.deploy.gate.ssh import target_from_args
 
         result = remote_bench(target_from_args(args), args.artifact, opts)
     else:
@@ -154,7 +178,7 @@ def check_out_file(path: str | None, flag: str) -> None:
 
 def write_out(writer: Any, path: str, obj: Any) -> None:
     """``writer(path, obj)`` with a full disk or a vanished folder as a one-line error."""
-    from edgeslim.deploy.outpath import os_error_message
+    from edgeslim.deploy.bundle.outpath import os_error_message
     from edgeslim.errors import InputError
 
     try:

@@ -7,6 +7,7 @@ import argparse
 EPILOG = """examples:
   edgeslim check main/model.onnx pr/model.onnx --max-slowdown 5
   edgeslim check base.onnx cand.onnx --budget budget.yaml --markdown check.md --junit check.xml
+  edgeslim check base.onnx cand.onnx --backend openvino           (both run in OpenVINO)
   edgeslim check cand.onnx --baseline-json baseline.json     (stored baseline, same host only)
   edgeslim check base_bundle/ cand_bundle/ --remote pi@raspberrypi.local
 exit codes: 0 pass, 1 regression or budget exceeded, 2 bad input"""
@@ -14,7 +15,7 @@ exit codes: 0 pass, 1 regression or budget exceeded, 2 bad input"""
 
 def register(sub: argparse._SubParsersAction) -> None:
     from edgeslim.cli.bench import add_measure_args
-    from edgeslim.deploy.remote import add_remote_args
+    from edgeslim.deploy.gate.ssh import add_remote_args
 
     p = sub.add_parser(
         "check",
@@ -76,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from edgeslim.cli.bench import bench_options, check_out_file, write_out
-    from edgeslim.deploy.check import CheckOptions, format_junit, format_markdown, format_text
+    from edgeslim.deploy.gate.check import CheckOptions, format_junit, format_markdown, format_text
     from edgeslim.errors import InputError
     from edgeslim.fsutil import atomic_write_json, atomic_write_text
 
@@ -121,14 +122,15 @@ def main(args: argparse.Namespace) -> int:
 def _load_budget(args: argparse.Namespace):
     if not args.budget:
         return None
-    from edgeslim.deploy.check_budget import load_budget
+    from edgeslim.deploy.gate.budget import load_budget
 
     return load_budget(args.budget)
 
 
 def _compare(args: argparse.Namespace, opts):
     if args.remote:
-        from edgeslim.deploy.remote import remote_check, target_from_args
+        from edgeslim.deploy.gate.remote import remote_check
+        from edgeslim.deploy.gate.ssh import target_from_args
 
         if args.baseline_json:
             from edgeslim.errors import InputError
@@ -137,7 +139,7 @@ def _compare(args: argparse.Namespace, opts):
                 "--remote cannot be combined with --baseline-json; compare two bundles instead"
             )
         return remote_check(target_from_args(args), args.artifacts[0], args.artifacts[1], opts)
-    from edgeslim.deploy.check import run_check, run_stored_check
+    from edgeslim.deploy.gate.check import run_check, run_stored_check
 
     if args.baseline_json:
         return run_stored_check(args.baseline_json, args.artifacts[0], opts)
@@ -145,7 +147,7 @@ def _compare(args: argparse.Namespace, opts):
 
 
 def _budgets(args: argparse.Namespace, budget: dict, report):
-    from edgeslim.deploy.check_budget import auto_accuracy_source, check_budgets, read_accuracy
+    from edgeslim.deploy.gate.budget import auto_accuracy_source, check_budgets, read_accuracy
     from edgeslim.errors import InputError
 
     candidate = args.artifacts[-1]

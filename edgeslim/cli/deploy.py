@@ -63,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from edgeslim.deploy.bundle import build_bundle
+    from edgeslim.deploy.bundle.build import build_bundle
     from edgeslim.errors import InputError
 
     if args.batch is not None and args.batch < 1:

@@ -60,7 +60,7 @@ def resolve_model(args: argparse.Namespace) -> tuple[Any, Any, str]:
 
     src = Path(args.model)
     if src.is_dir():
-        from edgeslim.deploy.bundle import _data_of, load_run
+        from edgeslim.deploy.bundle.build import data_of, load_run
 
         rec = load_run(src)
         st = next(
@@ -74,7 +74,7 @@ def resolve_model(args: argparse.Namespace) -> tuple[Any, Any, str]:
         if st is None:
             raise InputError(f"run '{src}' has no completed stage with a torch model (model.pt)")
         path = src / st["dir"] / st["model_file"]
-        return _readable(lambda: load_model(path), path), _data_of(rec), f"{src.name}/{st['dir']}"
+        return _readable(lambda: load_model(path), path), data_of(rec), f"{src.name}/{st['dir']}"
     if src.suffix in (".pt", ".pth", ".pt2", ".ts", ".jit") and src.is_file() and not args.checkpoint:
         from edgeslim.models.inspect import open_model  # edgeslim model.pt (any source), TorchScript, .pt2
 
@@ -180,9 +180,9 @@ def _check_args(args: argparse.Namespace, out: Path) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from edgeslim.deploy.export import export_onnx, move_onnx, staging_dir
-    from edgeslim.deploy.outpath import os_error_message, output_lock
+    from edgeslim.deploy.bundle.outpath import os_error_message, output_lock
     from edgeslim.errors import InputError
+    from edgeslim.onnxio.export import export_onnx, move_onnx, staging_dir
 
     out = Path(args.out)
     _check_args(args, out)
@@ -231,17 +231,17 @@ def _parity_gate(
 ) -> Any:
     """FP32 gate on the staged file. On failure it is kept as FILE.failed.onnx (with its report
     FILE.failed.onnx.parity.json), FILE.onnx stays as it was, and GateError propagates."""
-    from edgeslim.deploy.backends import OrtBackend, TorchBackend
-    from edgeslim.deploy.export import move_onnx
-    from edgeslim.deploy.parity import ParityConfig, fp32_parity, gate, split_inputs
+    from edgeslim.deploy.export.parity import ParityConfig, fp32_parity, gate, split_inputs
     from edgeslim.errors import GateError
     from edgeslim.fsutil import atomic_write_json
+    from edgeslim.onnxio.export import move_onnx
+    from edgeslim.runtime import open_backend
 
     x, _ = split_inputs(data if data is not None else _probe_data(shape, samples), samples)
-    art = OrtBackend(staged)
+    art = open_backend(staged, "onnxruntime")
     cfg = ParityConfig(samples=samples)
     rep = fp32_parity(
-        TorchBackend(model, shape), art, x, cfg, out.name, "pytorch", art.output_names
+        open_backend(model, "torch", input_shape=shape), art, x, cfg, out.name, "pytorch", art.output_names
     )
     failed = out.with_name(out.stem + ".failed.onnx")
     try:

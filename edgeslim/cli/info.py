@@ -64,9 +64,9 @@ def _kwargs(text: str | None) -> dict:
 def _frozen_macs(opened) -> int | None:  # noqa: ANN001 - OpenedModel, imported lazily
     fm = opened.frozen
     if fm.kind == "onnx":
-        from edgeslim.deploy.bench_artifact import onnx_macs
+        from edgeslim.onnxio.info import count_macs
 
-        return onnx_macs(fm.path, (1, *opened.input_shape))
+        return count_macs(fm.path, (1, *opened.input_shape))
     from edgeslim.measure import count_macs
 
     try:

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from edgeslim.errors import InputError, require
+from edgeslim.onnxio.info import detect_precision, load_model
 from edgeslim.runtime.base import BackendInfo, RuntimeOptions
-from edgeslim.runtime.onnxinfo import detect_precision, load_model
 from edgeslim.runtime.portable import bf16_support, cpu_features, ov_compile_config
 from edgeslim.runtime.providers import backend_spec, package_missing
 from edgeslim.runtime.registry import register_backend

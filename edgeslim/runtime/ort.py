@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from edgeslim.errors import InputError, require
+from edgeslim.onnxio.info import detect_precision, load_model
 from edgeslim.runtime.base import BackendInfo, RuntimeOptions
-from edgeslim.runtime.onnxinfo import detect_precision, load_model
 from edgeslim.runtime.portable import ort_session_options
 from edgeslim.runtime.providers import (
     DEFAULT_ALLOW_SPINNING,

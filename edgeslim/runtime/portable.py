@@ -4,12 +4,13 @@ Why this file exists (the single-source design): the bundle's runner (``runner.p
 to devices that have numpy and an inference library but not edgeslim, yet it must time, probe
 the CPU and open sessions exactly as ``edgeslim bench``/``check``/``precision: auto`` do. So:
 
-* **Code** both sides need lives here once: the timing core (``time_calls``/``summarize``), the
-  CPU feature probe (``cpu_features``/``bf16_support``) and the translation of a session config
+* **Code** both sides need lives here once: the timing core (``time_calls``/``summarize`` and
+  ``RESULT_SCHEMA``), the CPU feature probe (``cpu_features``/``bf16_support``) and the
+  translation of a session config
   into onnxruntime ``SessionOptions`` and OpenVINO compile properties (``ort_session_options``,
   ``ov_compile_config``). The bundle copies this file verbatim next to ``runner.py`` as
-  ``edgeslim_portable.py`` (hashed in the manifest like every file); the runner imports that copy
-  (or ``edgeslim.runtime.portable`` when imported as part of edgeslim).
+  ``edgeslim_portable.py`` (hashed in the manifest like every file); the runner loads that copy
+  by its path once the manifest has verified it (never through sys.path).
 * **Data** (which providers, which precisions, which properties) is decided by
   ``edgeslim.runtime.providers`` when the bundle is built and written into ``manifest.json`` as a
   resolved session config (``providers.runner_config``). The runner holds no provider table.
@@ -28,6 +29,8 @@ from typing import Any
 import numpy as np
 
 # --------------------------------------------------------------------------- timing core
+
+RESULT_SCHEMA = "edgeslim.bench/1"  # a bench result, from edgeslim bench or a device's runner
 
 
 def time_calls(

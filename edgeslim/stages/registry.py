@@ -44,8 +44,9 @@ STAGE_MODULES = (
     "edgeslim.stages.core",
     "edgeslim.stages.finetune",
     "edgeslim.compress.stages",
-    "edgeslim.deploy.stages",
-    "edgeslim.deploy.bench_stage",
+    "edgeslim.deploy.export.stage",
+    "edgeslim.deploy.bundle.stage",
+    "edgeslim.deploy.gate.stage",
 )
 
 

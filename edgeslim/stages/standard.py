@@ -33,9 +33,10 @@ def finish_stage(rec: StageRecord, out: StageOutput, ctx: StageContext, tmp: Pat
 
 def standard_metrics(out: StageOutput, ctx: StageContext, tmp: Path) -> dict[str, Any]:
     """params, macs, size_bytes, test_accuracy (0..1) and latency_ms (median, batch 1)."""
-    from edgeslim.deploy.backends import open_backend
-    from edgeslim.deploy.latency import quick_latency_ms
-    from edgeslim.measure import count_macs, count_params, evaluate, onnx_params
+    from edgeslim.measure import count_macs, count_params, evaluate
+    from edgeslim.onnxio.info import count_params as onnx_params
+    from edgeslim.runtime import open_backend
+    from edgeslim.runtime.timing import quick_latency_ms
 
     data = ctx.data(out.data)
     shape = data.input_shape
@@ -48,11 +49,11 @@ def standard_metrics(out: StageOutput, ctx: StageContext, tmp: Path) -> dict[str
         onnx_path = Path(out.onnx)
         m.setdefault("params", onnx_params(onnx_path))
         m["size_bytes"] = onnx_path.stat().st_size
-        backend = open_backend(onnx_path, intra_op_threads=threads)
+        backend = open_backend(onnx_path, "onnxruntime", threads=threads)
         m["evaluated_on"] = "onnxruntime"
     else:
         m["size_bytes"] = (tmp / "model.pt").stat().st_size
-        backend = open_backend(out.model, shape, device=str(ctx.device))
+        backend = open_backend(out.model, "torch", input_shape=tuple(shape), device=ctx.device.type)
         m["evaluated_on"] = "torch"
     ev = evaluate(backend, data, "test", ctx.recipe.data.batch_size)
     m["test_accuracy"], m["test_top5"], m["test_macro_f1"] = ev["top1"], ev["top5"], ev["macro_f1"]

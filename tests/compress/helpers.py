@@ -26,8 +26,9 @@ def with_spec(model: nn.Module, source: str, **kwargs) -> nn.Module:
 
 def onnx_parity(model: nn.Module, path: Path, x: np.ndarray, rtol: float = 1e-3) -> None:
     """The deploy engineer's FP32 parity gate: torch vs onnxruntime, relative to output scale."""
-    from edgeslim.deploy.backends import OrtBackend, TorchBackend
-    from edgeslim.deploy.parity import ParityConfig, fp32_parity, gate
+    from edgeslim.deploy.export.parity import ParityConfig, fp32_parity, gate
+    from edgeslim.runtime import open_backend
 
     cfg = ParityConfig(rtol=rtol, atol=1e-4, min_top1_agreement=0.0, batch_size=len(x))
-    gate(fp32_parity(TorchBackend(model.eval(), x.shape[1:]), OrtBackend(path), x, cfg))
+    ref = open_backend(model.eval(), "torch", input_shape=tuple(x.shape[1:]))
+    gate(fp32_parity(ref, open_backend(path, "onnxruntime"), x, cfg))

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from edgeslim.compress import prune as P
-from edgeslim.deploy.export import export_onnx
 from edgeslim.models.registry import create_model
 from edgeslim.models.serialize import load_model, save_model
+from edgeslim.onnxio.export import export_onnx
 
 from .helpers import onnx_parity, with_spec
 

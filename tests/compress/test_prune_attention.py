@@ -28,22 +28,23 @@ def _attention_widths(model: nn.Module) -> list[tuple[int, int]]:
 
 
 def _fp32_parity(model: nn.Module, onnx_path, size: int) -> None:
-    from edgeslim.deploy.backends import OrtBackend, TorchBackend
-    from edgeslim.deploy.parity import ParityConfig, fp32_parity, gate
+    from edgeslim.deploy.export.parity import ParityConfig, fp32_parity, gate
+    from edgeslim.runtime import open_backend
 
     x = np.random.default_rng(0).standard_normal((4, 3, size, size)).astype(np.float32)
     # rtol 1e-3 of the output scale: float32 attention (softmax, GELU, LayerNorm) reordered by the
     # exporter differs by ~1e-6 relative; a wrong head layout differs by O(1).
     cfg = ParityConfig(rtol=1e-3, atol=1e-4, min_top1_agreement=0.0, batch_size=4)
-    gate(fp32_parity(TorchBackend(model.eval(), x.shape[1:]), OrtBackend(onnx_path), x, cfg))
+    ref = open_backend(model.eval(), "torch", input_shape=tuple(x.shape[1:]))
+    gate(fp32_parity(ref, open_backend(onnx_path, "onnxruntime"), x, cfg))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("arch,kwargs,size", CASES, ids=[c[0] for c in CASES])
 def test_timm_attention_model_prunes_reloads_exports_with_parity(tmp_path, arch, kwargs, size):
-    from edgeslim.deploy.export import export_onnx
     from edgeslim.models.factory import model_from_spec
     from edgeslim.models.serialize import load_model, save_model
+    from edgeslim.onnxio.export import export_onnx
     from edgeslim.recipe import ModelSpec
 
     model = model_from_spec(ModelSpec(source=f"timm:{arch}", kwargs=kwargs), 3, 4).eval()

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from edgeslim.compress import quantize as Q
-from edgeslim.deploy.export import export_onnx
+from edgeslim.onnxio.export import export_onnx
 from edgeslim.train.config import OptimizerSpec, TrainConfig
 from edgeslim.train.engine import fit
 

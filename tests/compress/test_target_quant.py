@@ -90,7 +90,7 @@ def test_unknown_target_name_is_a_recipe_error(write_recipe, cli):
 
 def test_checker_names_dynamic_quantization_and_opsets_the_device_cannot_parse(tmp_path):
     from edgeslim.compress.quantize import quantize_dynamic_int8
-    from edgeslim.deploy.export import export_onnx
+    from edgeslim.onnxio.export import export_onnx
 
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
     fp32 = export_onnx(model, (3, 4, 4), tmp_path / "f.onnx", opset=17).path

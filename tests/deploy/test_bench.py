@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
+NO_OPENVINO = "openvino is not installed (pip install 'edgeslim[openvino]')"
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_helpers import conv_net, export  # noqa: E402
@@ -57,7 +61,7 @@ def test_bench_onnx_json_sweep_and_table(cli, onnx_models, tmp_path):
 
 
 def test_min_time_and_min_iters_both_hold(onnx_models):
-    from edgeslim.deploy.bench import BenchOptions, run_benchmark
+    from edgeslim.deploy.gate.bench import BenchOptions, run_benchmark
 
     t0 = time.perf_counter()
     r = run_benchmark(
@@ -73,8 +77,8 @@ def test_min_time_and_min_iters_both_hold(onnx_models):
 def test_onnx_macs_match_torch_count():
     import tempfile
 
-    from edgeslim.deploy.bench_artifact import onnx_macs
     from edgeslim.measure import count_macs
+    from edgeslim.onnxio.info import count_macs as onnx_macs
 
     model = conv_net(3)
     with tempfile.TemporaryDirectory() as d:
@@ -112,27 +116,17 @@ def test_bench_torch_model_pt_and_registry_name(cli, tmp_path):
         (("@fixed", "--batch", "4"), "fixed batch size of 1"),
         (("@dyn", "--provider", "cdua"), "did you mean 'cuda'"),
         (("@dyn", "--threads", "0"), "--threads 0 is not valid"),
+        (("@dyn", "--backend", "tensorrt"), "--backend tensorrt cannot run 'dyn.onnx': it opens .engine, .plan"),
+        (("@dyn", "--backend", "torch"), "--backend torch cannot run 'dyn.onnx'"),
+        (("tinycnn", "--backend", "openvino"), "export it first"),
+        (("@dyn", "--precision", "fp16"), "onnxruntime runs the precision the ONNX holds (fp32)"),
+        (("@dyn", "--backend", "openvino", "--provider", "cuda"), "is an onnxruntime option"),
     ],
 )
 def test_bench_bad_input_exits_2(cli, onnx_models, args, needle):
     args = [str(onnx_models[a[1:]]) if a.startswith("@") else a for a in args]
     code, _, err = cli("bench", *args, *QUICK[:6])
     assert code == 2 and needle in err and err.count("\n") == 1
-
-
-def test_quick_latency_uses_shared_timing():
-    from edgeslim.deploy.latency import quick_latency_ms
-
-    class Counting:  # a stand-in backend: only the call count matters here
-        calls = 0
-
-        def run(self, x):
-            Counting.calls += 1
-            assert x.shape == (2, 3, 8, 8)
-            return x
-
-    ms = quick_latency_ms(Counting(), (3, 8, 8), iters=7, warmup=2, batch=2)
-    assert Counting.calls == 9 and ms >= 0
 
 
 def test_bench_stage_writes_full_result(write_recipe, cli, tmp_path):
@@ -165,3 +159,57 @@ def test_bench_torch_on_cuda_records_gpu(cli, tmp_path):
     assert code == 0, err
     r = json.loads(out.read_text())
     assert r["settings"]["device"] == "cuda" and r["gpu_memory_mb"] > 0 and r["host"]["gpu"]
+
+
+def test_backend_defaults_by_file_type():
+    from edgeslim.deploy.gate.artifact import choose_backend
+
+    assert choose_backend(Path("m.onnx"), None) == "onnxruntime"
+    assert choose_backend(Path("m.xml"), None) == "openvino"
+    assert choose_backend(Path("m.engine"), None) == "tensorrt"
+    assert choose_backend(Path("model.pt"), None) == "torch" and choose_backend(Path("m.pt2"), None) == "torch"
+    assert choose_backend(Path("m.onnx"), "openvino") == "openvino" and choose_backend("tinycnn", None) == "torch"
+
+
+def test_cli_backend_choices_are_the_runtime_registry():
+    from edgeslim.cli.bench import BACKEND_CHOICES
+    from edgeslim.runtime.providers import BACKENDS
+
+    assert set(BACKEND_CHOICES) == set(BACKENDS)
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason=NO_OPENVINO)
+def test_bench_onnx_in_openvino_and_its_ir(cli, onnx_models, tmp_path):
+    out = tmp_path / "ov.json"
+    code, stdout, err = cli("bench", onnx_models["dyn"], "--backend", "openvino", "--json", out, *QUICK)
+    assert code == 0, err
+    r = json.loads(out.read_text())
+    rt = r["settings"]["runtime"]
+    assert r["settings"]["backend"] == "openvino" and r["artifact"]["kind"] == "onnx"
+    assert rt["name"] == "openvino" and rt["options"]["inference_precision_used"] == "f32"  # never a silent bf16
+    assert rt["options"]["compile_config"]["INFERENCE_NUM_THREADS"] == "1" and r["host"]["runtimes"]["openvino"]
+    assert r["artifact"]["macs"] > 0 and "openvino" in stdout
+    import openvino as ov  # an OpenVINO IR (.xml + .bin) opens in openvino by default
+
+    xml = tmp_path / "m.xml"
+    ov.save_model(ov.convert_model(str(onnx_models["fixed"])), str(xml))
+    code, _, err = cli("bench", xml, "--json", out, *QUICK)
+    r = json.loads(out.read_text())
+    assert code == 0 and r["settings"]["backend"] == "openvino" and r["artifact"]["kind"] == "openvino-ir"
+    assert r["settings"]["input_shape"] == [3, 16, 16]
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason=NO_OPENVINO)
+def test_bench_openvino_bf16_only_on_native_bf16(cli, onnx_models, tmp_path):
+    from edgeslim.runtime.portable import bf16_support, cpu_features
+
+    native, why = bf16_support(cpu_features())
+    out = tmp_path / "bf16.json"
+    code, _, err = cli("bench", onnx_models["dyn"], "--backend", "openvino", "--precision", "bf16",
+                       "--json", out, *QUICK)
+    if native:
+        assert code == 0, err
+        opts = json.loads(out.read_text())["settings"]["runtime"]["options"]
+        assert opts["inference_precision_used"] == "bf16"
+    else:  # emulated BF16 is slower than FP32 and less accurate: refused with the reason
+        assert code == 2 and why in err and err.count("\n") == 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -12,6 +14,11 @@ import pytest
 
 from edgeslim.deploy.profiles import PROFILES, check_model, get_profile, resolve_precision
 from edgeslim.errors import InputError
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_helpers import device_python  # noqa: E402
+
+HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
 
 # The bundle runner must work without torch and edgeslim: block both before running it.
 NO_TORCH = (
@@ -51,20 +58,21 @@ def run_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def bundle(run_dir, tmp_path_factory) -> Path:
-    from edgeslim.deploy.bundle import build_bundle
+    from edgeslim.deploy.bundle.build import build_bundle
 
     out = tmp_path_factory.mktemp("b") / "bundle"
     build_bundle(run_dir, out, "x86-cpu")
     return out
 
 
-def _runner(bundle: Path, *args: str) -> subprocess.CompletedProcess:
+def _runner(bundle: Path, *args: str, python: str = sys.executable, env: dict | None = None):
     return subprocess.run(
-        [sys.executable, "-c", NO_TORCH, *args],
+        [str(python), "-c", NO_TORCH, *args],
         cwd=bundle,
         capture_output=True,
         text=True,
         timeout=120,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -119,10 +127,11 @@ def test_runner_bench_and_classify(bundle):
         "backend",
     ):
         assert k in res, k
-    assert res["backend"] == "onnxruntime" and len(res["samples_ms"]) == 5 and res["threads"] == 1
-    assert {"cpu", "cores", "machine", "onnxruntime"} <= set(res["host"]) and res["host"][
-        "onnxruntime"
-    ]
+    # x86-cpu bundles run OpenVINO where it is installed (it is in the dev environment)
+    want = "openvino" if HAS_OPENVINO else "onnxruntime"
+    assert res["backend"] == want and len(res["samples_ms"]) == 5 and res["threads"] == 1
+    assert {"cpu", "cores", "machine", "cpu_flags", "onnxruntime"} <= set(res["host"])
+    assert res["host"][want] and res["host"]["onnxruntime"]
     img = sorted((bundle / "images").rglob("*.png"))[0]
     r = _runner(bundle, "classify", str(img))
     out = json.loads(r.stdout)
@@ -155,12 +164,13 @@ def test_no_inference_library_exits_2(bundle):
     code = NO_TORCH.replace(
         "sys.modules['edgeslim'] = None;",
         "sys.modules['edgeslim'] = None; sys.modules['onnxruntime'] = None; "
-        "sys.modules['tensorrt'] = None;",
+        "sys.modules['tensorrt'] = None; sys.modules['openvino'] = None;",
     )
     r = subprocess.run(
         [sys.executable, "-c", code, "bench"], cwd=bundle, capture_output=True, text=True
     )
-    assert r.returncode == 2 and "neither onnxruntime nor tensorrt" in r.stderr
+    assert r.returncode == 2 and "no runtime of this bundle (openvino, onnxruntime) is importable" in r.stderr
+    assert "openvino is not installed" in r.stderr and "onnxruntime is not installed" in r.stderr
 
 
 def test_tensorrt_target_writes_trtexec_profile(run_dir, bundle, tmp_path, cli):
@@ -193,10 +203,13 @@ def test_tensorrt_target_writes_trtexec_profile(run_dir, bundle, tmp_path, cli):
         and not (tmp_path / "j.tar.gz").exists()
     )
     assert "images/" not in " ".join(man["files"])
+    assert man["runtime"]["order"] == ["tensorrt", "onnxruntime"]
+    assert man["runtime"]["backends"]["tensorrt"]["precision"] == "fp16"  # the engine is built in fp16
+    assert man["runtime"]["backends"]["onnxruntime"]["precision"] == "fp32"  # the fallback runs the file
     # no engine built yet (and no tensorrt here): the same ONNX runs in onnxruntime, with a note
     r = _runner(tmp_path / "j", "eval", "--images", str(bundle / "images"))
-    assert r.returncode == 0 and "no usable TensorRT engine" in r.stderr, r.stderr
-    assert json.loads(r.stdout)["backend"] == "onnxruntime"
+    assert r.returncode == 0 and "running model.onnx in onnxruntime" in r.stderr, r.stderr
+    assert "tensorrt" in r.stderr and json.loads(r.stdout)["backend"] == "onnxruntime"
     r = _runner(tmp_path / "j", "bench", "--backend", "tensorrt")
     assert r.returncode == 2 and ("tensorrt" in r.stderr or "model.engine" in r.stderr)
 
@@ -247,7 +260,7 @@ def test_profile_rules():
 
 
 def test_cli_export_from_run_folder(run_dir, tmp_path, cli):
-    from edgeslim.deploy.export import read_metadata
+    from edgeslim.onnxio.info import read_metadata
 
     code, out, err = cli(
         "export", run_dir, "--out", tmp_path / "r.onnx", "--exporter", "torchscript"
@@ -272,9 +285,10 @@ def test_minimal_manifest_without_inputs_benches(bundle, tmp_path):
     """The bench engineer's --remote sends a minimal bundle (runner + model + hashes only)."""
     from edgeslim.fsutil import sha256_file
 
-    for n in ("runner.py", "model.onnx"):
+    names = ("runner.py", "edgeslim_portable.py", "model.onnx")
+    for n in names:
         (tmp_path / n).write_bytes((bundle / n).read_bytes())
-    files = {n: sha256_file(tmp_path / n) for n in ("runner.py", "model.onnx")}
+    files = {n: sha256_file(tmp_path / n) for n in names}
     man = {
         "model": {"file": "model.onnx", "inputs": []},
         "files": files,
@@ -283,4 +297,75 @@ def test_minimal_manifest_without_inputs_benches(bundle, tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps(man))
     r = _runner(tmp_path, "bench", "--iters", "3", "--warmup", "0", "--min-time", "0")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["iters"] == 3
+    res = json.loads(r.stdout)  # no runtime section (an older bundle): onnxruntime, as its target says
+    assert res["iters"] == 3 and res["backend"] == "onnxruntime"
+
+
+def test_bundle_ships_the_portable_timing_core_and_a_runtime_section(bundle):
+    from edgeslim.fsutil import sha256_file
+    from edgeslim.runtime import portable
+    from edgeslim.runtime.providers import runner_config
+
+    man = json.loads((bundle / "manifest.json").read_text())
+    assert man["files"]["edgeslim_portable.py"] == sha256_file(Path(portable.__file__))  # verbatim
+    rt = man["runtime"]
+    assert rt["order"] == ["openvino", "onnxruntime"]  # x86-cpu: Profile.runtimes
+    assert rt["backends"]["openvino"] == runner_config("openvino", "cpu", "fp32")  # the one table decides
+    assert rt["backends"]["onnxruntime"]["providers"] == ["CPUExecutionProvider"]
+    assert "openvino" in (bundle / "README.md").read_text()
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="openvino is not installed (pip install 'edgeslim[openvino]')")
+def test_runner_runs_openvino_and_agrees_with_onnxruntime(bundle):
+    ov = _runner(bundle, "eval", "--images", "images")
+    ort = _runner(bundle, "eval", "--images", "images", "--backend", "onnxruntime")
+    assert ov.returncode == 0 and ort.returncode == 0, ov.stderr + ort.stderr
+    a, b = json.loads(ov.stdout), json.loads(ort.stdout)
+    assert a["backend"] == "openvino" and a["precision"] == "f32" and b["backend"] == "onnxruntime"
+    assert ov.stderr == ""  # the first choice ran: nothing to say
+    man = json.loads((bundle / "manifest.json").read_text())
+    assert b["accuracy"] == man["expected"]["test_accuracy"]  # the runtime the build host measured
+    # OpenVINO f32 vs onnxruntime differ by ~1e-6 relative on a trained model: only an exact
+    # near-tie of two logits could flip, so at most one image of the test split may differ.
+    assert abs(a["correct"] - b["correct"]) <= 1 and a["n"] == b["n"] > 0
+
+
+def test_runner_falls_back_to_onnxruntime_without_openvino(bundle, tmp_path):
+    """A real device interpreter with numpy + onnxruntime only: `import openvino` fails there."""
+    py = device_python(tmp_path / "dev")
+    r = _runner(bundle, "eval", "--images", "images", python=py)
+    assert r.returncode == 0, r.stderr
+    note = r.stderr.strip().splitlines()
+    assert len(note) == 1 and note[0].startswith("note: openvino is not installed")
+    assert "running model.onnx in onnxruntime" in note[0]
+    res, man = json.loads(r.stdout), json.loads((bundle / "manifest.json").read_text())
+    assert res["backend"] == "onnxruntime" and res["accuracy"] == man["expected"]["test_accuracy"]
+    r = _runner(bundle, "bench", "--backend", "openvino", "--iters", "1", python=py)
+    assert r.returncode == 2 and "--backend openvino: openvino is not installed" in r.stderr
+
+
+def test_disable_knob_and_backends_report(bundle):
+    env = {"EDGESLIM_RUNNER_DISABLE": "openvino"}
+    r = _runner(bundle, "classify", next((bundle / "images").rglob("*.png")).as_posix(), env=env)
+    assert r.returncode == 0 and "openvino is disabled by EDGESLIM_RUNNER_DISABLE" in r.stderr
+    r = _runner(bundle, "backends", env=env)
+    rep = json.loads(r.stdout)
+    assert r.returncode == 0 and rep["order"] == ["openvino", "onnxruntime"]
+    assert rep["backends"]["onnxruntime"]["available"] and not rep["backends"]["openvino"]["available"]
+    assert "no TensorRT engine" in rep["backends"]["tensorrt"]["reason"] or "tensorrt" in rep["backends"][
+        "tensorrt"]["reason"]
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="openvino is not installed (pip install 'edgeslim[openvino]')")
+def test_runner_bf16_only_on_native_bf16_cpus(bundle):
+    from edgeslim.runtime.portable import bf16_support, cpu_features
+
+    native, why = bf16_support(cpu_features())
+    r = _runner(bundle, "bench", "--precision", "bf16", "--iters", "3", "--warmup", "0", "--min-time", "0")
+    if native:
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["runtime_precision"] == "bf16"
+    else:  # emulated BF16 is slower than FP32: refused with the reason
+        assert r.returncode == 2 and why in r.stderr
+    r = _runner(bundle, "bench", "--precision", "bf16", "--backend", "onnxruntime")
+    assert r.returncode == 2 and "runs on openvino only" in r.stderr

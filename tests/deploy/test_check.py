@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 import xml.etree.ElementTree as ET
@@ -45,7 +46,7 @@ def _rounds(rng, shift: float, n: int = 30, k: int = 8):
 
 
 def test_decision_rule_on_synthetic_rounds():
-    from edgeslim.deploy.stats import compare_rounds
+    from edgeslim.deploy.gate.stats import compare_rounds
 
     rng = np.random.default_rng(1)
     assert compare_rounds(*_rounds(rng, 1.15)).verdict == "regression"
@@ -65,7 +66,7 @@ def test_decision_rule_on_synthetic_rounds():
 def test_mann_whitney_matches_scipy():
     from scipy.stats import mannwhitneyu
 
-    from edgeslim.deploy.stats import mann_whitney_u
+    from edgeslim.deploy.gate.stats import mann_whitney_u
 
     rng = np.random.default_rng(0)
     a, b = rng.normal(1, 0.1, 60).round(2), rng.normal(1.05, 0.1, 50).round(2)  # with ties
@@ -206,3 +207,16 @@ def test_check_bad_arguments_exit_2(cli, models, args, needle):
     args = [str(models[a[1:]]) if a.startswith("@") else a for a in args]
     code, _, err = cli("check", *args)
     assert code == 2 and needle in err
+
+
+def test_check_runs_both_sides_in_the_chosen_backend(cli, models, tmp_path):
+    if importlib.util.find_spec("openvino") is None:
+        pytest.skip("openvino is not installed (pip install 'edgeslim[openvino]')")
+    js = tmp_path / "ov.json"
+    code, out, err = cli("check", models["base"], models["base"], "--backend", "openvino",
+                         "--max-slowdown", "1000", "--json", js, *FAST)
+    rep = json.loads(js.read_text())
+    assert code == 0, out + err  # a self-compare with a 1000% tolerance cannot fail
+    assert rep["baseline"]["runtime"]["name"] == rep["candidate"]["runtime"]["name"] == "openvino"
+    code, _, err = cli("check", models["base"], models["base"], "--backend", "tensorrt", *FAST)
+    assert code == 2 and "--backend tensorrt cannot run 'base.onnx'" in err

@@ -11,8 +11,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from edgeslim.deploy import export as E
 from edgeslim.models.registry import create_model
+from edgeslim.onnxio import export as E
+from edgeslim.onnxio.info import read_metadata
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def test_dynamo_single_file_dynamic_batch_metadata(tiny, tmp_path):
     with torch.no_grad():
         ref = tiny(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(sess.run(None, {"input": x})[0], ref, rtol=1e-4, atol=1e-5)
-    meta = E.read_metadata(res.path)
+    meta = read_metadata(res.path)
     assert (
         meta["edgeslim.class_names"] == ["a", "b", "c", "d"]
         and meta["edgeslim.exporter"] == "dynamo"
@@ -59,7 +60,7 @@ def test_fallback_to_torchscript_is_warned_and_recorded(tiny, tmp_path, monkeypa
     with pytest.warns(UserWarning, match="fell back to the TorchScript exporter"):
         res = E.export_onnx(tiny, (3, 16, 16), tmp_path / "m.onnx", 17)
     assert res.exporter == "torchscript" and "simulated dynamo failure" in res.warnings[0]
-    assert E.read_metadata(res.path)["edgeslim.exporter"] == "torchscript"
+    assert read_metadata(res.path)["edgeslim.exporter"] == "torchscript"
     with pytest.raises(E.StageError, match="dynamo ONNX export failed.*torchscript"):
         E.export_onnx(tiny, (3, 16, 16), tmp_path / "n.onnx", exporter="dynamo")
 
@@ -93,7 +94,7 @@ def test_finalize_replaces_metadata_and_rejects_garbage(tiny, tmp_path):
         metadata={"edgeslim.precision": "fp32"},
     )
     E.finalize_onnx(res.path, res.path, {"edgeslim.precision": "int8"}, simplify=False)
-    meta = E.read_metadata(res.path)
+    meta = read_metadata(res.path)
     assert meta["edgeslim.precision"] == "int8" and meta["edgeslim.exporter"] == "torchscript"
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     with pytest.raises(E.InputError, match="not a readable ONNX model"):
@@ -165,6 +166,6 @@ def test_requested_opset_is_what_the_file_has(tiny, tmp_path):
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         res = E.export_onnx(tiny, (3, 16, 16), tmp_path / "m.onnx", 17)
-    assert res.opset == 17 and E._opset_of(onnx.load(str(res.path))) == 17
+    assert res.opset == 17 and E.opset_of(onnx.load(str(res.path))) == 17
     if res.exporter == "torchscript":  # this torch's dynamo exporter builds opset 18 only
         assert "instead of 17" in res.warnings[0]

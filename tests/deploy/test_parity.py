@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from edgeslim.deploy.parity import ParityConfig, compare_outputs, fp32_parity, gate, quant_parity
-from edgeslim.deploy.stages import newer_onnx
+from edgeslim.deploy.export.parity import ParityConfig, compare_outputs, fp32_parity, gate, quant_parity
+from edgeslim.deploy.export.stage import newer_onnx
 from edgeslim.errors import GateError
 from edgeslim.stages.context import StageRecord
 
@@ -147,9 +147,10 @@ def test_export_stage_finalizes_a_newer_qdq_model(tiny_data_spec, tmp_path):
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
 
     from edgeslim.data import build_data
-    from edgeslim.deploy.export import export_onnx, read_metadata
-    from edgeslim.deploy.stages import ExportConfig, run_export
+    from edgeslim.deploy.export.stage import ExportConfig, run_export
     from edgeslim.models.serialize import build_from_spec, save_model
+    from edgeslim.onnxio.export import export_onnx
+    from edgeslim.onnxio.info import read_metadata
     from edgeslim.progress import NULL
     from edgeslim.recipe import parse_recipe
     from edgeslim.stages.context import StageContext

@@ -7,6 +7,7 @@ Nothing is mocked: sshd, ssh, scp and the bundle's standalone runner all run for
 from __future__ import annotations
 
 import getpass
+import importlib.util
 import json
 import shutil
 import socket
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_helpers import conv_net, export  # noqa: E402
+from bench_helpers import conv_net, device_python, export  # noqa: E402
 
 pytestmark = pytest.mark.ssh
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
@@ -101,7 +102,7 @@ def sshd6(sshd):
 
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
-    from edgeslim.deploy.remote import local_bundle
+    from edgeslim.deploy.gate.remote import local_bundle
 
     d = tmp_path_factory.mktemp("bundles")
     a = local_bundle(export(conv_net(1), d / "a.onnx", dynamic_batch=False), d / "ba")
@@ -207,19 +208,34 @@ def test_failed_login(cli, sshd, bundles):
 
 def test_device_without_onnxruntime(cli, sshd, bundles, tmp_path):
     """A real interpreter with numpy but no onnxruntime/tensorrt, as on a bare device."""
-    import numpy
+    bare = device_python(tmp_path / "bare", ("numpy",))
+    code, _, err = cli("bench", bundles["a"], *_ssh_args(sshd), "--remote-python", str(bare))
+    assert code == 2 and "cannot run the bundle" in err and "onnxruntime is not installed" in err
+    assert "--remote-python" in err and err.count("\n") == 1
 
-    venv = tmp_path / "bare"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    site = next(venv.glob("lib/python*/site-packages"))
-    np_dir = Path(numpy.__file__).parent
-    for p in np_dir.parent.iterdir():  # numpy and its bundled libraries only
-        if p.name == "numpy" or p.name.startswith("numpy.libs") or p.name.startswith("numpy-"):
-            (site / p.name).symlink_to(p)
-    code, _, err = cli(
-        "bench", bundles["a"], *_ssh_args(sshd), "--remote-python", str(venv / "bin/python")
-    )
-    assert code == 2 and "neither onnxruntime nor tensorrt" in err and "--remote-python" in err
+
+def test_remote_backend_openvino_where_the_device_has_it(cli, sshd, bundles, tmp_path):
+    if importlib.util.find_spec("openvino") is None:
+        pytest.skip("openvino is not installed here (pip install 'edgeslim[openvino]')")
+    js = tmp_path / "ov.json"
+    code, _, err = cli("bench", bundles["a"], *_ssh_args(sshd), "--remote-python", sys.executable,
+                       "--backend", "openvino", "--min-time", "0.1", "--min-iters", "5", "--json", js)
+    assert code == 0, err
+    r = json.loads(js.read_text())
+    assert r["settings"]["backend"] == "openvino" and r["runtime_precision"] == "f32"
+    assert r["host"]["openvino"] and r["iters"] >= 5
+
+
+def test_remote_backend_the_device_lacks_is_one_line(cli, sshd, bundles, tmp_path):
+    """The device's python has numpy + onnxruntime only: --backend openvino is refused up front."""
+    dev = device_python(tmp_path / "dev")
+    code, _, err = cli("bench", bundles["a"], *_ssh_args(sshd), "--remote-python", str(dev),
+                       "--backend", "openvino")
+    assert code == 2 and err.count("\n") == 1
+    assert "cannot run --backend openvino" in err and "openvino is not installed" in err
+    assert "the device has: onnxruntime" in err
+    code, _, err = cli("bench", bundles["a"], *_ssh_args(sshd), "--backend", "torch")
+    assert code == 2 and "works only on this machine" in err
 
 
 def test_host_key_checking_and_trust_on_first_use(cli, sshd, bundles, tmp_path):
@@ -271,7 +287,7 @@ def test_bad_remote_target(cli, bundles, target):
     ],
 )
 def test_ipv6_targets_parse_and_scp_destinations_have_brackets(text, want):
-    from edgeslim.deploy.remote import SshTarget, parse_target
+    from edgeslim.deploy.gate.ssh import SshTarget, parse_target
 
     assert parse_target(text) == want
     t = SshTarget(*want)
@@ -299,7 +315,7 @@ def test_remote_bench_over_ipv6(cli, sshd6, bundles, tmp_path):
 
 def test_scp_paths_cannot_become_options(sshd, bundles, tmp_path, monkeypatch):
     """A local bundle folder named like an scp option is copied as a path, never obeyed."""
-    from edgeslim.deploy.remote import SshTarget, close, scp_to
+    from edgeslim.deploy.gate.ssh import SshTarget, close, scp_to
 
     monkeypatch.chdir(tmp_path)
     evil = Path("-oProxyCommand=touch pwned")

@@ -1,4 +1,6 @@
-"""The standalone runner's pieces: PNG codec (all row filters), preprocessing bit for bit, stats."""
+"""The standalone runner's pieces: PNG codec (all row filters), preprocessing bit for bit.
+
+Its timing core is edgeslim.runtime.portable (shipped as edgeslim_portable.py): tests/runtime."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import zlib
 import numpy as np
 import pytest
 
-from edgeslim.deploy import runner as R
+from edgeslim.deploy.bundle import runner as R
 
 
 def _png_with_filter(img: np.ndarray, ftype: int) -> bytes:
@@ -94,11 +96,3 @@ def test_channel_conversion_and_resize():
     assert out.shape == (3, 4, 4) and np.all(out == 1.0)
     with pytest.raises(R.RunnerError, match="2 channels"):
         R.preprocess(np.zeros((4, 4, 2), np.uint8), pre)
-
-
-def test_time_calls_and_summarize_keys():
-    samples = R.time_calls(lambda: None, warmup=1, min_iters=5, min_time_s=0.0)
-    assert len(samples) == 5 and all(s >= 0 for s in samples)
-    s = R.summarize([1.0, 2.0, 3.0, 4.0], batch=2)
-    assert s["median_ms"] == 2.5 and s["throughput"] == pytest.approx(800.0) and s["iters"] == 4
-    assert {"mean_ms", "p90_ms", "p95_ms", "p99_ms", "std_ms", "min_ms", "max_ms"} <= set(s)

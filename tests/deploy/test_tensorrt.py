@@ -41,8 +41,8 @@ def onnx_files(tmp_path_factory):
     import torch
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
 
-    from edgeslim.deploy.export import export_onnx
     from edgeslim.models.registry import create_model
+    from edgeslim.onnxio.export import export_onnx
 
     d = tmp_path_factory.mktemp("trt")
     torch.manual_seed(0)
@@ -85,8 +85,8 @@ def test_plan_fp16_profile_and_int8_routes(onnx_files, tmp_path):
     HAS_TRT, reason="tensorrt is installed here; the missing-dependency path cannot be shown"
 )
 def test_missing_tensorrt_names_the_install_line(onnx_files, tmp_path):
-    from edgeslim.deploy.backends import open_backend
     from edgeslim.errors import MissingDependencyError
+    from edgeslim.runtime import open_backend
 
     (tmp_path / "m.engine").write_bytes(b"x")
     with pytest.raises(MissingDependencyError, match=r"pip install 'edgeslim\[tensorrt\]'"):
@@ -94,7 +94,7 @@ def test_missing_tensorrt_names_the_install_line(onnx_files, tmp_path):
 
 
 def test_ort_provider_presets():
-    from edgeslim.deploy.backends import ort_providers
+    from edgeslim.runtime.providers import ort_providers
 
     trt = ort_providers("tensorrt", fp16=True, cache_dir="/c")
     assert trt[0][0] == "TensorrtExecutionProvider" and trt[0][1]["trt_fp16_enable"] is True
@@ -109,11 +109,11 @@ def test_ort_cuda_provider_matches_cpu(onnx_files):
     why = _ort_gpu_reason()
     if why:
         pytest.skip(why)
-    from edgeslim.deploy.backends import open_backend
+    from edgeslim.runtime import open_backend
 
     _, fp32, _, x = onnx_files
     cpu = open_backend(fp32).run(x)
-    gpu = open_backend(fp32, kind="ort-cuda")
+    gpu = open_backend(fp32, "onnxruntime", device="cuda")
     assert "CUDAExecutionProvider" in gpu.providers
     np.testing.assert_allclose(gpu.run(x), cpu, rtol=1e-3, atol=1e-4)
 
@@ -124,9 +124,9 @@ def test_ort_cuda_provider_matches_cpu(onnx_files):
 def test_engine_build_run_and_parity(onnx_files, tmp_path, precision):
     import torch
 
-    from edgeslim.deploy.backends import TorchBackend, open_backend
-    from edgeslim.deploy.parity import ParityConfig, fp32_parity, quant_parity
+    from edgeslim.deploy.export.parity import ParityConfig, fp32_parity, quant_parity
     from edgeslim.deploy.tensorrt import build_engine
+    from edgeslim.runtime import open_backend
 
     model, fp32, int8, x = onnx_files
     src = int8 if precision == "int8" else fp32
@@ -146,7 +146,7 @@ def test_engine_build_run_and_parity(onnx_files, tmp_path, precision):
         8,
         4,
     )  # dynamic batch within the profile
-    ref = TorchBackend(model, (3, 16, 16))
+    ref = open_backend(model, "torch", input_shape=(3, 16, 16))
     if precision == "fp32":
         assert fp32_parity(ref, eng, x, ParityConfig(rtol=1e-3, atol=1e-3)).passed
     else:

@@ -47,7 +47,7 @@ def finished_run(tmp_path_factory: Any) -> Path:
 def bundle_copy(tmp_path_factory: Any, dest: Path) -> Path:
     """A fresh copy of an x86-cpu bundle (with its test images) at ``dest``."""
     if "bundle" not in _CACHE:
-        from edgeslim.deploy.bundle import build_bundle
+        from edgeslim.deploy.bundle.build import build_bundle
 
         b = tmp_path_factory.mktemp("integrity-bundle") / "bundle"
         build_bundle(finished_run(tmp_path_factory), b, "x86-cpu", tarball=False)

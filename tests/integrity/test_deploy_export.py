@@ -47,7 +47,7 @@ def _export(cli, model: str, out: Path, *extra: str):
 def test_final_name_does_not_exist_while_the_gate_runs(cli, tmp_path, monkeypatch):
     """Observe the real gate: wrap fp32_parity (calling through) to look at the folder the
     moment the gate runs. A kill -9 at that moment must find no FILE.onnx."""
-    import edgeslim.deploy.parity as parity
+    import edgeslim.deploy.export.parity as parity
 
     out, seen = tmp_path / "t.onnx", []
     real = parity.fp32_parity

@@ -170,10 +170,7 @@ def test_killed_run_is_reported_interrupted_not_running(write_recipe, tmp_path, 
 
 
 def test_reused_stages_keep_their_artifact_paths_and_budget_reads_the_right_stage(write_recipe, tmp_path):
-    try:
-        from edgeslim.deploy.gate.budget import read_accuracy
-    except ImportError:  # the layout before deploy/ was split into packages
-        from edgeslim.deploy.gate.budget import read_accuracy
+    from edgeslim.deploy.gate.budget import read_accuracy
 
     stages = ONE_EPOCH + [{"stage": "export"}]
     recipe = load_recipe(write_recipe(stages))

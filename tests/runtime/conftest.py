@@ -43,8 +43,8 @@ def _train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int 
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
     from edgeslim.compress.quantize import PtqSettings, quantize_static_qdq
     from edgeslim.data import build_data
-    from edgeslim.deploy.export import export_onnx
     from edgeslim.models.registry import create_model
+    from edgeslim.onnxio.export import export_onnx
     from edgeslim.recipe import DataSpec
 
     torch.manual_seed(0)

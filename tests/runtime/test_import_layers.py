@@ -41,3 +41,20 @@ def test_a_violation_through_a_mapped_folder_is_caught(tmp_path):
     )
     r = _lint("--config", str(cfg))
     assert r.returncode == 1 and "edgeslim.runtime.torch_backend -> edgeslim.models.serialize" in r.stdout
+
+
+def test_layers_contract_sees_deploy_subpackages_using_the_runtime(tmp_path):
+    # The layers contract must see imports out of deploy's subpackages (deploy/gate/...): with
+    # the runtime put ABOVE deploy, the gate's use of the runtime layer must break it.
+    cfg = tmp_path / "contracts.toml"
+    cfg.write_text(
+        '[tool.importlinter]\nroot_package = "edgeslim"\n\n'
+        '[[tool.importlinter.contracts]]\nname = "probe"\ntype = "layers"\n'
+        'layers = ["edgeslim.runtime", "edgeslim.deploy"]\n'
+    )
+    r = _lint("--config", str(cfg))
+    assert r.returncode == 1 and "edgeslim.deploy.gate.artifact -> edgeslim.runtime" in r.stdout, r.stdout[-2000:]
+
+
+def test_make_lint_runs_the_import_contracts():
+    assert "$(PY) scripts/lint_imports.py" in (ROOT / "Makefile").read_text()

@@ -10,7 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edgeslim.errors import InputError
 from edgeslim.measure import count_macs as torch_macs
 from edgeslim.measure import count_params as torch_params
-from edgeslim.runtime import onnxinfo as I
+from edgeslim.onnxio import info as I
 
 SHAPE = (3, 16, 16)
 
@@ -73,7 +73,7 @@ def test_initializers_listed_as_inputs_are_not_inputs(tmp_path):
 
 
 def test_dynamic_image_size_needs_a_size(tmp_path):
-    from edgeslim.runtime.onnxinfo import OnnxInfo, TensorInfo
+    from edgeslim.onnxio.info import OnnxInfo, TensorInfo
 
     info = OnnxInfo("m.onnx", [TensorInfo("input", ["b", 3, "h", "w"], "float32")], [], 18, 0, "fp32")
     assert info.input_shape(image_size=64) == (3, 64, 64)

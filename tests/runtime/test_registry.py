@@ -90,7 +90,7 @@ def test_open_backend_rejects_unknown_options_and_keeps_callers_options(exported
 
 def test_importing_the_runtime_layer_imports_no_inference_library():
     code = ("import sys, edgeslim.runtime\n"
-            "from edgeslim.runtime import timing, onnxinfo, providers, compare, portable\n"
+            "from edgeslim.runtime import timing, providers, compare, portable\nimport edgeslim.onnxio.info\n"
             "edgeslim.runtime.available_backends()\n"
             "print(' '.join(sorted(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -73,15 +75,17 @@ def test_quick_latency_runs_the_backend_on_a_fixed_input():
     assert a.dtype == np.float32 and np.array_equal(a, b)  # the same input every time
 
 
-def test_the_device_runner_times_with_the_same_code():
-    """Until deploy/runner.py imports the shipped portable copy, its timing core must not drift."""
-    import inspect
+def test_the_device_runner_times_with_the_shipped_portable_copy(tmp_path):
+    """runner.py has no timing code of its own: a bundle ships this very file as
+    edgeslim_portable.py and the runner times with it (deploy/bundle/runtimes.py copies both)."""
+    from edgeslim.deploy.bundle import runner
+    from edgeslim.deploy.bundle.runtimes import PORTABLE_NAME, copy_runner
 
-    from edgeslim.deploy import runner
-
-    for name in ("time_calls", "summarize"):
-        mine, theirs = getattr(portable, name), getattr(runner, name)
-        assert theirs is mine or inspect.getsource(theirs) == inspect.getsource(mine), name
+    assert not hasattr(runner, "time_calls") and not hasattr(runner, "summarize")
+    assert runner.PORTABLE == PORTABLE_NAME
+    copy_runner(tmp_path)
+    assert (tmp_path / PORTABLE_NAME).read_bytes() == Path(portable.__file__).read_bytes()
+    assert (tmp_path / "runner.py").read_bytes() == Path(runner.__file__).read_bytes()
 
 
 def test_portable_runs_as_a_standalone_file_without_edgeslim(tmp_path):

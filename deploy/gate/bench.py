@@ -1,10 +1,10 @@
 """``edgeslim bench``: latency, throughput and memory of an artifact, with a host fingerprint.
 
-Timing and per-run statistics come from ``deploy/runner.py`` (``time_calls``/``summarize``),
-the same code the standalone device runner uses, so a local and a remote number mean the
-same thing. Opening artifacts (ONNX, TensorRT engines, edgeslim model.pt, registry names,
-bundle folders) goes through ``deploy/backends.py``; ``open_artifact`` adds the input shape,
-size, params and MACs.
+Timing and per-run statistics come from ``edgeslim.runtime.timing`` (``time_calls``/
+``summarize`` of ``runtime/portable.py``), the very file a bundle ships to its device runner,
+so a local and a remote number mean the same thing. Artifacts (ONNX, OpenVINO IR, TensorRT
+engines, edgeslim model.pt, registry names, bundle folders) open in a runtime backend chosen by
+``--backend`` or the file type (``artifact.py``), which adds the input shape, size, params, MACs.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from edgeslim.deploy.runner import RESULT_SCHEMA, summarize, time_calls
 from edgeslim.errors import InputError
+from edgeslim.runtime.portable import RESULT_SCHEMA
+from edgeslim.runtime.timing import make_input, summarize, time_calls
 
 # Fields of the host fingerprint that must match before two stored results may be compared.
 FINGERPRINT_KEYS = ("cpu", "cores", "machine", "gpu", "gpu_driver")
@@ -38,8 +37,10 @@ class BenchOptions:
     min_time_s: float = 1.0
     threads: int | None = None  # intra-op threads (None: the runtime's default)
     inter_threads: int | None = None
-    provider: str = "auto"  # onnx: auto | cpu | cuda | tensorrt
+    provider: str = "auto"  # onnx in onnxruntime: auto | cpu | cuda | tensorrt
     device: str = "cpu"  # torch artifacts: cpu | cuda
+    backend: str | None = None  # onnxruntime | openvino | torch | tensorrt (None: by file type)
+    precision: str | None = None  # e.g. bf16 on openvino (None: what the artifact holds)
     image_size: int | None = None  # torch artifacts / ONNX with dynamic spatial dims
     in_chans: int = 3
     checkpoint: str | None = None  # registry name + local weights
@@ -87,12 +88,17 @@ def host_fingerprint() -> dict[str, Any]:
         info["gpu"], info["cuda"] = torch.cuda.get_device_name(0), torch.version.cuda
     v = versions()
     info["runtimes"] = {k: v.get(k) for k in ("python", "numpy", "onnxruntime", "torch")}
-    try:
-        import importlib.metadata as md
+    import importlib.metadata as md
 
-        info["runtimes"]["tensorrt"] = md.version("tensorrt")
-    except Exception:  # not installed (PackageNotFoundError) or broken metadata
-        info["runtimes"]["tensorrt"] = None
+    for name in ("openvino", "tensorrt"):  # versions without importing them
+        try:
+            info["runtimes"][name] = md.version(name)
+        except Exception:  # not installed (PackageNotFoundError) or broken metadata
+            info["runtimes"][name] = None
+    from edgeslim.runtime.portable import CPU_FLAGS, cpu_features
+
+    feats = cpu_features()  # what decides INT8/BF16 speed: shown beside every number
+    info["cpu_flags"] = [f for f in CPU_FLAGS if feats.get(f)]
     return info
 
 
@@ -148,11 +154,6 @@ def gpu_memory_mb(backend: Any) -> float | None:
 # --------------------------------------------------------------------------- measuring
 
 
-def make_input(shape: tuple[int, ...], batch: int, seed: int = 0) -> np.ndarray:
-    """A fixed float32 batch of the input shape (latency does not depend on the values)."""
-    return np.random.default_rng(seed).standard_normal((batch, *shape)).astype(np.float32)
-
-
 def measure_batch(
     backend: Any, input_shape: tuple[int, ...], batch: int, opts: BenchOptions
 ) -> dict[str, Any]:
@@ -192,7 +193,7 @@ def run_benchmark(
         A JSON-able dict (schema ``edgeslim.bench/1``): the first batch size's statistics at
         the top level, every batch size under ``sweep``, raw ``samples_ms`` included.
     """
-    from edgeslim.deploy.bench_artifact import open_artifact
+    from edgeslim.deploy.gate.artifact import open_artifact
 
     opts = opts or BenchOptions()
     art = open_artifact(artifact, opts)
@@ -235,6 +236,7 @@ def _settings(opts: BenchOptions, art: Any) -> dict[str, Any]:
         "backend": art.backend_name,
         "providers": art.providers,
         "device": art.device,
+        "runtime": art.runtime(),
     }
 
 

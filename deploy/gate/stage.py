@@ -25,12 +25,15 @@ class BenchConfig(StageConfig):
     )
     threads: int | None = Field(None, ge=1, description="intra-op threads (default: run.threads)")
     artifact: Literal["auto", "torch", "onnx"] = "auto"
+    backend: Literal["onnxruntime", "openvino", "torch", "tensorrt"] | None = Field(
+        None, description="runtime that times the artifact (default: by file type; ONNX: onnxruntime)"
+    )
 
 
 @register_stage("bench", BenchConfig)
 def run_bench(cfg: BenchConfig, ctx: StageContext) -> StageOutput:
-    """Benchmark the latest ONNX artifact in onnxruntime (or the torch model.pt)."""
-    from edgeslim.deploy.bench import BenchOptions, format_table, run_benchmark
+    """Benchmark the latest ONNX artifact in onnxruntime or ``backend`` (or the torch model.pt)."""
+    from edgeslim.deploy.gate.bench import BenchOptions, format_table, run_benchmark
     from edgeslim.errors import StageError
     from edgeslim.fsutil import atomic_write_json
 
@@ -54,6 +57,7 @@ def run_bench(cfg: BenchConfig, ctx: StageContext) -> StageOutput:
         image_size=data_spec.image_size,
         in_chans=data_spec.channels,
         device=str(ctx.device.type),
+        backend=cfg.backend,
     )
     result = run_benchmark(target, opts, reporter=ctx.reporter)
     atomic_write_json(ctx.workdir / "bench.json", result)

@@ -1,18 +1,27 @@
 #!/usr/bin/env python3
-"""Standalone edge runner: needs only numpy plus onnxruntime or tensorrt (no torch, no edgeslim).
+"""Standalone edge runner: needs only numpy plus onnxruntime, openvino or tensorrt (no torch, no
+edgeslim).
 
-Shipped inside every deploy bundle; also importable as ``edgeslim.deploy.runner`` so the
-timing loop and summary statistics exist in exactly one place.
+Shipped inside every deploy bundle next to ``edgeslim_portable.py`` (edgeslim's timing core and
+session options, ``edgeslim.runtime.portable``, copied verbatim), so a device times a model with
+the same code as ``edgeslim bench``; also importable as ``edgeslim.deploy.bundle.runner``.
 
     python runner.py verify                      check every file against manifest.json
+    python runner.py backends                    one JSON line: which runtimes can run here
     python runner.py classify IMG [IMG ...]      one JSON line per image
     python runner.py eval --images DIR           DIR/<class>/<image>; one JSON line (accuracy, n)
     python runner.py bench [--iters N] ...       one JSON line (median_ms, p90_ms, ...)
 
 Every command verifies first: manifest.json must list every file with its sha256; unlisted code
 files are refused. As a script it never imports from its own folder or the cwd (``python3 -I``
-also drops PYTHONPATH). Exit codes: 0 ok, 2 bad input or no inference library, 3 a tampered
-or invalid bundle.
+also drops PYTHONPATH); ``edgeslim_portable.py`` is loaded by its path, after verification.
+Exit codes: 0 ok, 2 bad input or no inference library, 3 a tampered or invalid bundle.
+
+Which runtime runs: ``--backend NAME`` (strict), else the first of the manifest's
+``runtime.order`` whose library is installed (e.g. openvino, then onnxruntime on x86 CPUs),
+saying so on stderr when it falls back. ``EDGESLIM_RUNNER_DISABLE=openvino[,...]`` makes the
+runner treat those runtimes as not installed (a debugging knob: try the fallback path on a
+machine that has them).
 
 Preprocessing matches edgeslim's pipeline bit for bit: a uint8 image at the input size ->
 float32 / 255 -> (x - mean) / std per channel -> NCHW.
@@ -44,19 +53,20 @@ import hashlib  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import struct  # noqa: E402
-import time  # noqa: E402
 import zlib  # noqa: E402
-from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
+from types import ModuleType  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-RESULT_SCHEMA = "edgeslim.bench/1"
 IMAGE_EXTS = (".png", ".npy", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".pgm")
 EXIT_INPUT, EXIT_TAMPERED = 2, 3
 # unlisted files with these suffixes (anywhere in the bundle) could run as code: refused
 CODE_EXTS = (".py", ".pyc", ".pyo", ".pyw", ".pyd", ".pyz", ".pth", ".so", ".dll", ".dylib",
              ".sh", ".egg", ".whl", ".zip")
+PORTABLE = "edgeslim_portable.py"
+DISABLE_ENV = "EDGESLIM_RUNNER_DISABLE"
 
 
 class RunnerError(Exception):
@@ -65,46 +75,6 @@ class RunnerError(Exception):
     def __init__(self, msg: str, code: int = EXIT_INPUT):
         super().__init__(msg)
         self.code = code
-
-
-def time_calls(
-    fn: Callable[[], object],
-    warmup: int = 10,
-    min_iters: int = 50,
-    min_time_s: float = 1.0,
-    max_iters: int = 100_000,
-) -> list[float]:
-    """Call ``fn`` ``warmup`` times, then until both ``min_iters`` calls and ``min_time_s`` seconds
-    have passed; return per-call wall times in milliseconds."""
-    for _ in range(warmup):
-        fn()
-    samples: list[float] = []
-    start = time.perf_counter()
-    while len(samples) < max_iters and (
-        len(samples) < min_iters or time.perf_counter() - start < min_time_s
-    ):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1e3)
-    return samples
-
-
-def summarize(samples_ms: list[float], batch: int = 1) -> dict:
-    """mean, median, p90/p95/p99, std, min, max (ms) and throughput (items/s)."""
-    a = np.asarray(samples_ms, dtype=np.float64)
-    med = float(np.median(a))
-    return {
-        "iters": int(a.size),
-        "mean_ms": float(a.mean()),
-        "median_ms": med,
-        "p90_ms": float(np.percentile(a, 90)),
-        "p95_ms": float(np.percentile(a, 95)),
-        "p99_ms": float(np.percentile(a, 99)),
-        "std_ms": float(a.std(ddof=1)) if a.size > 1 else 0.0,
-        "min_ms": float(a.min()),
-        "max_ms": float(a.max()),
-        "throughput": float(batch * 1e3 / med) if med > 0 else 0.0,
-    }
 
 
 # ---------------------------------------------------------------- PNG (stdlib zlib only)
@@ -296,7 +266,7 @@ def _resize(a: np.ndarray, h: int, w: int) -> np.ndarray:
     return a[ys][:, xs]
 
 
-# ---------------------------------------------------------------- bundle + backends
+# ---------------------------------------------------------------- bundle
 
 
 def _tampered(why: str) -> RunnerError:
@@ -305,7 +275,7 @@ def _tampered(why: str) -> RunnerError:
 
 def load_manifest(bundle: Path) -> dict:
     """manifest.json, checked for shape: a 'files' table of relative path -> sha256 that lists
-    runner.py and the model at least (anything else is exit 3)."""
+    runner.py, edgeslim_portable.py and the model at least (anything else is exit 3)."""
     path = bundle / "manifest.json"
     if not path.is_file():
         raise RunnerError(
@@ -324,8 +294,8 @@ def load_manifest(bundle: Path) -> dict:
             raise _tampered(f"manifest entry {rel!r} is not a relative path with a sha256")
     model = man.get("model")
     mfile = model.get("file") if isinstance(model, dict) else None
-    if not isinstance(mfile, str) or mfile not in files or "runner.py" not in files:
-        raise _tampered("manifest.json must list runner.py and the model file")
+    if not isinstance(mfile, str) or mfile not in files or "runner.py" not in files or PORTABLE not in files:
+        raise _tampered(f"manifest.json must list runner.py, {PORTABLE} and the model file")
     return man
 
 
@@ -354,33 +324,40 @@ def verify(bundle: Path, manifest: dict) -> int:
     return len(files)
 
 
+def load_portable(bundle: Path) -> ModuleType:
+    """The bundle's edgeslim_portable.py (timing core, CPU probe, session options), loaded by its
+    path. Call only after :func:`verify`: sys.path holds neither the bundle nor the cwd, so this
+    is the one way bundle code is imported, and only once its sha256 has matched."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("edgeslim_portable", bundle / PORTABLE)
+    if spec is None or spec.loader is None:
+        raise _tampered(f"{PORTABLE} cannot be loaded")
+    mod = importlib.util.module_from_spec(spec)
+    keep, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no __pycache__ in the bundle
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        sys.dont_write_bytecode = keep
+    return mod
+
+
+# ---------------------------------------------------------------- backends
+
+
 class OrtRunner:
-    def __init__(self, model: Path, threads: int | None, device: str = "cpu"):
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise RunnerError(
-                "onnxruntime is not installed: pip install onnxruntime "
-                "(or onnxruntime-gpu); or use --backend tensorrt"
-            ) from exc
-        so = ort.SessionOptions()
-        if threads:
-            so.intra_op_num_threads = threads
-        prov = {
-            "cpu": ["CPUExecutionProvider"],
-            "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
-            "tensorrt": [
-                "TensorrtExecutionProvider",
-                "CUDAExecutionProvider",
-                "CPUExecutionProvider",
-            ],
-        }
-        want = [p for p in prov[device] if p in ort.get_available_providers()]
-        self.session = ort.InferenceSession(
-            str(model), so, providers=want or ["CPUExecutionProvider"]
-        )
+    """onnxruntime with the manifest's session config (threads, spinning, providers, ...)."""
+
+    def __init__(self, model: Path, cfg: dict, pt: ModuleType):
+        import onnxruntime as ort
+
+        avail = ort.get_available_providers()
+        # a provider the device lacks (no GPU build) is dropped: CPU is always there
+        want = [p for p in cfg.get("providers") or ["CPUExecutionProvider"] if p in avail]
+        so = pt.ort_session_options(ort, cfg)
+        self.session = ort.InferenceSession(str(model), so, providers=want or ["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
-        self.name, self.version = "onnxruntime", ort.__version__
+        self.name, self.version, self.precision = "onnxruntime", ort.__version__, cfg.get("precision")
         self.providers = self.session.get_providers()  # what really runs, after any fallback
 
     def run(self, x: np.ndarray) -> np.ndarray:
@@ -393,17 +370,40 @@ class OrtRunner:
         return list(dims)
 
 
+class OvRunner:
+    """OpenVINO on the CPU: latency hint, one stream, the manifest's threads and precision hint."""
+
+    def __init__(self, model: Path, cfg: dict, pt: ModuleType):
+        import openvino as ov
+
+        if cfg.get("inference_precision") == "bf16":
+            native, why = pt.bf16_support(pt.cpu_features())
+            if not native:
+                raise RunnerError(f"precision bf16 on openvino: {why}; run with --precision fp32")
+        core = ov.Core()
+        self.compiled = core.compile_model(core.read_model(str(model)), "CPU", pt.ov_compile_config(cfg))
+        self.request = self.compiled.create_infer_request()
+        self.name, self.version, self.providers = "openvino", ov.__version__, None
+        used = self.compiled.get_property("INFERENCE_PRECISION_HINT")  # what the plugin chose
+        self.precision = used.to_string() if hasattr(used, "to_string") else str(used)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        res = self.request.infer({0: np.ascontiguousarray(x, np.float32)})
+        return np.asarray(res[self.compiled.outputs[0]], np.float32)
+
+    def input_shape(self) -> list[int]:
+        dims = self.compiled.inputs[0].get_partial_shape()
+        if not all(d.is_static for d in list(dims)[1:]):
+            raise RunnerError("the model's image size is symbolic and the manifest gives none")
+        return [d.get_length() for d in list(dims)[1:]]
+
+
 class TrtRunner:
     """A serialized TensorRT engine (built on this device by build_engine.sh); needs cuda-python."""
 
-    def __init__(self, engine: Path):
-        try:
-            import tensorrt as trt
-        except ImportError as exc:
-            raise RunnerError(
-                "tensorrt is not importable: on Jetson it ships with JetPack "
-                "(python3-libnvinfer); elsewhere pip install tensorrt"
-            ) from exc
+    def __init__(self, engine: Path, cfg: dict, pt: ModuleType):
+        import tensorrt as trt
+
         try:
             from cuda.bindings import runtime as cudart
         except ImportError:
@@ -431,7 +431,8 @@ class TrtRunner:
         mode = trt.TensorIOMode.INPUT
         self.inp = next(n for n in names if self.engine.get_tensor_mode(n) == mode)
         self.out = next(n for n in names if self.engine.get_tensor_mode(n) != mode)
-        self.name, self.version = "tensorrt", trt.__version__
+        self.name, self.version, self.providers = "tensorrt", trt.__version__, None
+        self.precision = cfg.get("precision")
         self.stream = self._ok(cudart.cudaStreamCreate())
         self._bufs: dict[str, tuple[int, int]] = {}
 
@@ -476,47 +477,116 @@ class TrtRunner:
         return y
 
 
-def _importable(name: str) -> bool:
+# The runner's backend table: name -> (import name, opener, install hint). Adding a runtime to
+# bundles = one entry here, plus its module in edgeslim/runtime/ and its row in the provider
+# table (edgeslim/runtime/providers.py), which decides the manifest's runtime section.
+BACKENDS: dict[str, tuple[str, Any, str]] = {
+    "onnxruntime": ("onnxruntime", OrtRunner, "pip install onnxruntime (or onnxruntime-gpu)"),
+    "openvino": ("openvino", OvRunner, "pip install openvino"),
+    "tensorrt": ("tensorrt", TrtRunner,
+                 "on Jetson it ships with JetPack (python3-libnvinfer); elsewhere pip install tensorrt"),
+}
+Runner = Any  # OrtRunner | OvRunner | TrtRunner: run(x), input_shape(), name, version, precision
+
+
+def _disabled() -> set[str]:
+    return {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
+
+
+def unavailable(name: str, bundle: Path, manifest: dict) -> str | None:
+    """Why backend ``name`` cannot run this bundle here (library missing, no engine), or None."""
     import importlib.util
 
-    return importlib.util.find_spec(name) is not None
+    module, _, hint = BACKENDS[name]
+    if name in _disabled():
+        return f"{name} is disabled by {DISABLE_ENV}"
+    if importlib.util.find_spec(module) is None:
+        return f"{name} is not installed ({hint})"
+    if name == "tensorrt" and not (bundle / _engine_name(manifest)).is_file():
+        return f"no TensorRT engine '{_engine_name(manifest)}' yet (build it here with sh build_engine.sh)"
+    return None
 
 
-def open_runner(
-    bundle: Path, manifest: dict, backend: str | None, threads: int | None
-) -> OrtRunner | TrtRunner:
-    """--backend is strict; without it the target's backend is used when it can run here.
+def _engine_name(manifest: dict) -> str:
+    return manifest.get("engine_file") or "model.engine"
 
-    A TensorRT target whose engine is not built yet (or without tensorrt installed) runs the
-    same model.onnx in onnxruntime, saying so on stderr, so ``eval`` works before the build.
-    """
-    target = manifest.get("target", {})
-    engine = bundle / (manifest.get("engine_file") or "model.engine")
-    if backend not in (None, "onnxruntime", "tensorrt"):
-        raise RunnerError(f"unknown backend '{backend}'; valid: onnxruntime, tensorrt")
-    if backend == "tensorrt":
-        return TrtRunner(engine)
-    has_ort, has_trt = _importable("onnxruntime"), _importable("tensorrt")
-    if not has_ort and not has_trt:
-        raise RunnerError(
-            "neither onnxruntime nor tensorrt is importable: pip install numpy onnxruntime "
-            "(or use TensorRT from JetPack)"
-        )
-    wants_trt = backend is None and target.get("runner_backend") == "tensorrt"
-    if (wants_trt or not has_ort) and has_trt and engine.is_file():
-        return TrtRunner(engine)
-    if not has_ort:
-        raise RunnerError(
-            f"onnxruntime is not installed and no TensorRT engine '{engine.name}' "
-            "exists: build it with sh build_engine.sh, or pip install onnxruntime"
-        )
-    if wants_trt:
-        print(
-            f"note: no usable TensorRT engine ({engine.name}); running model.onnx in onnxruntime",
-            file=sys.stderr,
-        )
-    model = bundle / manifest["model"]["file"]
-    return OrtRunner(model, threads, target.get("ort_device", "cpu"))
+
+def runtime_section(manifest: dict) -> dict:
+    """manifest['runtime'] ({order, backends}); bundles written before it existed get the order
+    their target implies, with each runtime's defaults."""
+    sec = manifest.get("runtime")
+    if isinstance(sec, dict) and isinstance(sec.get("order"), list) and isinstance(sec.get("backends"), dict):
+        return sec
+    target = manifest.get("target") or {}
+    order = ["tensorrt", "onnxruntime"] if target.get("runner_backend") == "tensorrt" else ["onnxruntime"]
+    return {"order": order, "backends": {"onnxruntime": {"device": target.get("ort_device", "cpu")}}}
+
+
+def _config(name: str, sec: dict, args: argparse.Namespace) -> dict:
+    """The manifest's config for ``name`` with --threads/--precision applied."""
+    cfg = dict(sec["backends"].get(name) or {"backend": name})
+    if name == "onnxruntime" and not cfg.get("providers"):
+        cfg["providers"] = ["CPUExecutionProvider"]
+    if getattr(args, "threads", None):
+        cfg["threads"] = args.threads
+    want = getattr(args, "precision", None)
+    if want == "bf16" and name != "openvino":
+        raise RunnerError(f"--precision bf16 runs on openvino only, not {name}; use --backend openvino")
+    if want and name == "openvino":
+        cfg["inference_precision"] = "bf16" if want == "bf16" else "f32"
+    return cfg
+
+
+def open_runner(bundle: Path, manifest: dict, args: argparse.Namespace, pt: ModuleType) -> Runner:
+    """--backend is strict; without it the first runtime of the manifest's order that can run
+    here is used, and a fallback is said on stderr (e.g. openvino not installed: onnxruntime)."""
+    sec = runtime_section(manifest)
+    name = getattr(args, "backend", None)
+    if name:
+        why = unavailable(name, bundle, manifest)
+        if why:
+            raise RunnerError(f"--backend {name}: {why}")
+        return _open(name, bundle, manifest, _config(name, sec, args), pt)
+    skipped = []
+    for name in [n for n in sec["order"] if n in BACKENDS]:
+        why = unavailable(name, bundle, manifest)
+        if why:
+            skipped.append(why)
+            continue
+        if skipped:
+            print(f"note: {'; '.join(skipped)}: running {_model_file(name, manifest)} in {name}",
+                  file=sys.stderr)
+        return _open(name, bundle, manifest, _config(name, sec, args), pt)
+    raise RunnerError(
+        f"no runtime of this bundle ({', '.join(sec['order'])}) is importable here: {'; '.join(skipped)}; "
+        "install one, e.g. pip install numpy onnxruntime"
+    )
+
+
+def _model_file(name: str, manifest: dict) -> str:
+    return _engine_name(manifest) if name == "tensorrt" else manifest["model"]["file"]
+
+
+def _open(name: str, bundle: Path, manifest: dict, cfg: dict, pt: ModuleType) -> Runner:
+    return BACKENDS[name][1](bundle / _model_file(name, manifest), cfg, pt)
+
+
+def backends_report(bundle: Path, manifest: dict, pt: ModuleType) -> dict:
+    """What ``runner.py backends`` prints: each runtime's availability here, the bundle's order."""
+    from importlib import metadata
+
+    out = {}
+    for name, (module, _, _) in BACKENDS.items():
+        why = unavailable(name, bundle, manifest)
+        try:
+            version = metadata.version(module)
+        except metadata.PackageNotFoundError:  # installed under another distribution name, or not
+            version = None
+        out[name] = {"available": why is None, "reason": why, "version": version}
+    feats = pt.cpu_features()
+    return {"backends": out, "order": runtime_section(manifest)["order"],
+            "cpu": {k: v for k, v in feats.items() if v is not False},
+            "bf16_native": pt.bf16_support(feats)[0]}
 
 
 # ---------------------------------------------------------------- commands
@@ -540,8 +610,8 @@ def _labels_pre(man: dict) -> tuple[list, dict]:
     return labels, pre
 
 
-def cmd_classify(bundle: Path, man: dict, args: argparse.Namespace) -> int:
-    run = open_runner(bundle, man, args.backend, args.threads)
+def cmd_classify(bundle: Path, man: dict, args: argparse.Namespace, pt: ModuleType) -> int:
+    run = open_runner(bundle, man, args, pt)
     labels, pre = _labels_pre(man)
     xs = [preprocess(read_image(p), pre) for p in args.images]
     logits = np.concatenate([run.run(b) for b in _batches(xs, args.batch or 1)])
@@ -582,8 +652,8 @@ def labeled_images(folder: Path, labels: list[str]) -> list[tuple[Path, int]]:
     return sorted(items, key=lambda t: (t[0].name, t[1]))
 
 
-def cmd_eval(bundle: Path, man: dict, args: argparse.Namespace) -> int:
-    run = open_runner(bundle, man, args.backend, args.threads)
+def cmd_eval(bundle: Path, man: dict, args: argparse.Namespace, pt: ModuleType) -> int:
+    run = open_runner(bundle, man, args, pt)
     labels, pre = _labels_pre(man)
     items = labeled_images(Path(args.images), labels)
     xs = [preprocess(read_image(f), pre) for f, _ in items]
@@ -598,28 +668,25 @@ def cmd_eval(bundle: Path, man: dict, args: argparse.Namespace) -> int:
         "per_class_accuracy": per,
         "expected_accuracy": man.get("expected", {}).get("test_accuracy"),
         "backend": run.name,
+        "precision": run.precision,
         "batch": batch,
     }
     print(json.dumps(out))
     return 0
 
 
-def host_info(run: OrtRunner | TrtRunner) -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware")):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+def host_info(run: Runner, pt: ModuleType) -> dict:
+    """CPU model and the flags that decide reduced precision, OS, Python and runtime versions."""
+    feats = pt.cpu_features()
     info = {
-        "cpu": cpu,
+        "cpu": feats["model"] or platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "machine": platform.machine(),
         "os": platform.platform(),
         "python": platform.python_version(),
+        "cpu_flags": sorted(k for k in pt.CPU_FLAGS if feats.get(k)),
         "onnxruntime": None,
+        "openvino": None,
         "tensorrt": None,
     }
     info[run.name] = run.version
@@ -633,42 +700,48 @@ def host_info(run: OrtRunner | TrtRunner) -> dict:
     return info
 
 
-def cmd_bench(bundle: Path, man: dict, args: argparse.Namespace) -> int:
-    run = open_runner(bundle, man, args.backend, args.threads)
+def cmd_bench(bundle: Path, man: dict, args: argparse.Namespace, pt: ModuleType) -> int:
+    run = open_runner(bundle, man, args, pt)
     batch = args.batch or int(man.get("target", {}).get("batch", 1))
     inputs = man["model"].get("inputs") or []
-    shape = (
-        inputs[0]["shape"][1:] if inputs else run.input_shape()
-    )  # minimal bundles: ask the model
+    shape = inputs[0]["shape"][1:] if inputs else run.input_shape()  # minimal bundles: ask the model
     x = np.random.default_rng(0).standard_normal((batch, *shape)).astype(np.float32)
-    samples = time_calls(lambda: run.run(x), args.warmup, args.iters, args.min_time)
+    samples = pt.time_calls(lambda: run.run(x), args.warmup, args.iters, args.min_time)
     out = {
-        "schema": RESULT_SCHEMA,
-        **summarize(samples, batch),
+        "schema": pt.RESULT_SCHEMA,
+        **pt.summarize(samples, batch),
         "samples_ms": [round(s, 4) for s in samples],
         "batch": batch,
         "threads": args.threads,
         "backend": run.name,
+        "runtime_precision": run.precision,
         "providers": getattr(run, "providers", None),
         "model": man["model"]["file"],
         "precision": man.get("precision"),
-        "host": host_info(run),
+        "host": host_info(run, pt),
     }
     print(json.dumps(out))
     return 0
 
 
+def cmd_backends(bundle: Path, man: dict, args: argparse.Namespace, pt: ModuleType) -> int:
+    print(json.dumps(backends_report(bundle, man, pt)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        description="Run an edgeslim bundle (numpy + onnxruntime or tensorrt)."
+        description="Run an edgeslim bundle (numpy + onnxruntime, openvino or tensorrt)."
     )
     ap.add_argument("--bundle", default=str(Path(__file__).resolve().parent), help="bundle folder")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("verify", help="check every file's sha256 against manifest.json")
+    sub.add_parser("backends", help="which runtimes can run this bundle here; one JSON line")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--backend", choices=["onnxruntime", "tensorrt"], help="default: the target's"
-    )
+    common.add_argument("--backend", choices=list(BACKENDS),
+                        help="runtime to use (default: the first of the manifest's runtime order installed here)")
+    common.add_argument("--precision", choices=["fp32", "bf16"],
+                        help="openvino inference precision (bf16 needs a CPU with native BF16)")
     common.add_argument("--threads", type=int, help="intra-op threads (default: the target's)")
     common.add_argument("--batch", type=int, help="batch size")
     c = sub.add_parser("classify", parents=[common], help="classify images; one JSON line each")
@@ -689,6 +762,9 @@ def _check_args(args: argparse.Namespace) -> None:
             raise RunnerError(f"--{name.replace('_', '-')} {v} is not valid; give {low} or more")
 
 
+COMMANDS = {"classify": cmd_classify, "eval": cmd_eval, "bench": cmd_bench, "backends": cmd_backends}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     bundle = Path(args.bundle)
@@ -699,11 +775,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "verify":
             print(json.dumps({"verified": n, "bundle": str(bundle), "ok": True}))
             return 0
+        pt = load_portable(bundle)  # only now: every file has matched its sha256
         if getattr(args, "threads", None) is None:
             args.threads = man.get("target", {}).get("threads")
-        return {"classify": cmd_classify, "eval": cmd_eval, "bench": cmd_bench}[args.cmd](
-            bundle, man, args
-        )
+        return COMMANDS[args.cmd](bundle, man, args, pt)
     except RunnerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code

@@ -3,14 +3,16 @@
     DIR/model.onnx           the artifact (plus model.onnx.data when over 2 GB)
     DIR/manifest.json        inputs, preprocessing, labels, precision, expected accuracy and
                              latency on the build host, target profile, sha256 of every file
-    DIR/runner.py            standalone runner (numpy + onnxruntime or tensorrt)
+    DIR/runner.py            standalone runner (numpy + onnxruntime, openvino or tensorrt)
+    DIR/edgeslim_portable.py its timing core and session options (edgeslim.runtime.portable)
     DIR/build_engine.sh      trtexec command for the target (engines are built on the device)
     DIR/README.md
     DIR/calibration.cache    TensorRT INT8 calibration cache (INT8 from an FP32 model)
     DIR/images/<class>/*.png the test split, as the pipeline evaluated it (optional)
 
-Written atomically under a lock (deploy/outpath.py says what DIR may hold), then packed into
-DIR.tar.gz.
+manifest.json's ``runtime`` section names the backends the runner tries, in order, with their
+resolved session configs (``runtimes.py``). Written atomically under a lock (``outpath.py``
+says what DIR may hold), then packed into DIR.tar.gz.
 """
 
 from __future__ import annotations
@@ -23,19 +25,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgeslim.deploy.outpath import (
+from edgeslim.deploy.bundle.outpath import (
     BUNDLE_SCHEMA,
     check_bundle_out,
     os_error_message,
     output_lock,
     remove_stale_tarball,
 )
+from edgeslim.deploy.bundle.runtimes import copy_runner, default_order, runtime_section
 from edgeslim.deploy.profiles import Profile, check_model, get_profile, resolve_precision
 from edgeslim.errors import InputError
 from edgeslim.fsutil import atomic_dir, atomic_write_json, atomic_write_text, sha256_file
 
 SCHEMA = BUNDLE_SCHEMA
-RUNNER_SRC = Path(__file__).with_name("runner.py")
 
 
 def load_run(run_dir: str | Path) -> dict[str, Any]:
@@ -87,35 +89,19 @@ def find_calibration_cache(run_dir: Path) -> Path | None:
 
 
 def _onnx_facts(path: Path) -> dict[str, Any]:
-    import onnx
+    """What the manifest and the profile checks need from the ONNX file (one read)."""
+    from edgeslim.onnxio.info import onnx_info, precision_family
 
-    from edgeslim.deploy.export import read_metadata
-    from edgeslim.deploy.parity import is_reduced_precision
-
-    try:
-        m = onnx.load(str(path), load_external_data=False)
-        inits = {i.name for i in m.graph.initializer}
-        inp = next(i for i in m.graph.input if i.name not in inits)
-    except Exception as exc:  # protobuf DecodeError, StopIteration (no input), OSError, ...
-        raise InputError(
-            f"'{path}' is not a readable ONNX model ({type(exc).__name__}); rerun the recipe "
-            "with --fresh to export it again"
-        ) from exc
-
-    def dims(v: Any) -> list[Any]:
-        return [
-            d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-            for d in v.type.tensor_type.shape.dim
-        ]
-
-    meta = read_metadata(path)
+    info = onnx_info(path)
+    inp = info.input
     return {
-        "opset": next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), 0),
-        "input": {"name": inp.name, "shape": dims(inp), "dtype": "float32", "layout": "NCHW"},
-        "outputs": [{"name": o.name, "shape": dims(o)} for o in m.graph.output],
-        "dynamic_batch": not isinstance(dims(inp)[0], int) or dims(inp)[0] == 0,
-        "precision": meta.get("edgeslim.precision") or is_reduced_precision(path) or "fp32",
-        "meta": meta,
+        "opset": info.opset,
+        "input": {"name": inp.name, "shape": inp.shape, "dtype": "float32", "layout": "NCHW"},
+        "outputs": [{"name": o.name, "shape": o.shape} for o in info.outputs],
+        "dynamic_batch": inp.dynamic_batch,
+        "precision": precision_family(info.declared_precision),
+        "graph_precision": info.precision,
+        "meta": info.metadata,
     }
 
 
@@ -160,7 +146,7 @@ def build_bundle(
         try:
             with atomic_dir(out) as tmp:
                 _copy_model(onnx_path, tmp)
-                shutil.copy2(RUNNER_SRC, tmp / "runner.py")
+                copy_runner(tmp)
                 if use_cache and calib is not None:
                     shutil.copy2(calib, tmp / "calibration.cache")
                 n_images = _write_images(record, tmp / "images") if include_images else 0
@@ -198,7 +184,7 @@ def _copy_model(onnx_path: Path, tmp: Path) -> None:
     side = onnx_path.with_name(onnx_path.name + ".data")
     if side.is_file():
         # the .onnx names its sidecar; keep that name so onnxruntime finds the weights
-        from edgeslim.deploy.export import finalize_onnx
+        from edgeslim.onnxio.export import finalize_onnx
 
         finalize_onnx(onnx_path, tmp / "model.onnx", simplify=False)
 
@@ -216,7 +202,7 @@ def write_tarball(folder: Path) -> Path:
     return dest
 
 
-def _data_of(record: dict[str, Any]) -> Any:
+def data_of(record: dict[str, Any]) -> Any:
     from edgeslim.data import build_data
     from edgeslim.recipe import DataSpec
 
@@ -225,9 +211,9 @@ def _data_of(record: dict[str, Any]) -> Any:
 
 def _write_images(record: dict[str, Any], folder: Path) -> int:
     """The test split as PNG class folders; names keep split order so batches match the pipeline."""
-    from edgeslim.deploy.runner import write_png
+    from edgeslim.deploy.bundle.runner import write_png
 
-    data = _data_of(record)
+    data = data_of(record)
     imgs, labels = data.test.images.numpy(), data.test.labels.numpy()
     for i, (img, y) in enumerate(zip(imgs, labels, strict=True)):
         d = folder / data.class_names[int(y)]
@@ -252,7 +238,7 @@ def _manifest(
     shape = meta.get("edgeslim.input_shape") or list(facts["input"]["shape"][1:])
     labels = meta.get("edgeslim.class_names") or st.get("class_names")
     if not labels:
-        labels = _data_of(record).class_names
+        labels = data_of(record).class_names
     return {
         "schema": SCHEMA,
         "name": record.get("name"),
@@ -277,6 +263,8 @@ def _manifest(
         "expected": _expected(record, m, n_images),
         "parity": {k: v for k, v in m.items() if k.startswith("parity")},
         "target": {**prof.to_json(), "batch": batch or prof.batch},
+        "runtime": runtime_section(default_order(prof.backend, prof.runtimes), facts["graph_precision"],
+                                   prec, prof.threads, prof.ort_device),
         "images": "images" if n_images else None,
     }
 
@@ -286,7 +274,7 @@ def _preprocessing(
 ) -> dict[str, Any]:
     mean, std = meta.get("edgeslim.mean"), meta.get("edgeslim.std")
     if mean is None or std is None:  # an ONNX from another stage without our metadata
-        data = _data_of(record)
+        data = data_of(record)
         mean, std = data.mean, data.std
     return {
         "input": "uint8 image at the model's input size",
@@ -310,7 +298,8 @@ def _expected(record: dict[str, Any], m: dict[str, Any], n_images: int) -> dict[
         "latency_batch": 1,
         "latency_threads": record["recipe"]["run"].get("threads"),
         "build_host": record.get("host"),
-        "note": "measured on the build host (onnxruntime); rerun runner.py eval/bench on device",
+        "note": f"measured on the build host ({m.get('evaluated_on') or 'onnxruntime'}); "
+        "rerun runner.py eval/bench on device",
     }
 
 
@@ -372,13 +361,17 @@ def _readme(man: dict[str, Any], prof: Profile) -> str:
         if prof.backend == "tensorrt"
         else ""
     )
+    order = man["runtime"]["order"]
+    pip = " ".join(n for n in order if n != "tensorrt") or "onnxruntime"
     return f"""# {man["name"]} for {prof.name}
 
 {prof.description}. Precision: {man["precision"]}. Labels: {", ".join(man["labels"] or [])}.
 
-Needs only Python 3 with numpy and onnxruntime (or tensorrt):
+Needs only Python 3 with numpy and one of: {", ".join(order)}. The runner uses the first of
+these that is installed (in that order) and says on stderr when it falls back; `--backend NAME`
+picks one, `runner.py backends` lists what this device can run.
 
-    python3 -m venv venv && venv/bin/pip install numpy onnxruntime
+    python3 -m venv venv && venv/bin/pip install numpy {pip}
     venv/bin/python -I runner.py verify                  # sha256 of every file vs manifest.json
     venv/bin/python -I runner.py eval --images images    # expected accuracy {acc} (build host)
     venv/bin/python -I runner.py classify images/*/00000.png

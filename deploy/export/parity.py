@@ -10,7 +10,9 @@ Two checks, both on real inputs from the test split:
 * Quantized / FP16 parity (``quant_parity``): top-1 agreement with the float parent and the
   accuracy delta on the test split (an INT8 model is not expected to match logits closely).
 
-Outside tolerance the gate raises :class:`edgeslim.errors.GateError` with a per-output
+The reference and the artifact are any two runtime backends (``edgeslim.runtime.open_backend``):
+eager torch against onnxruntime for an export, onnxruntime in its precise mode against OpenVINO
+for a second runtime. Outside tolerance the gate raises :class:`edgeslim.errors.GateError` with a per-output
 report (max error, where, which inputs); the stage folder is kept as ``<dir>.failed``.
 """
 
@@ -258,24 +260,3 @@ def gate(
         else "; recalibrate, or raise export.parity.quant_*"
     )
     raise GateError(f"parity gate failed: {report.summary()}{kept}{fix}")
-
-
-def is_reduced_precision(onnx_path: str | Path) -> str | None:
-    """``'int8'`` for a QDQ/integer model, ``'fp16'`` for a half-precision one, else None."""
-    import onnx
-
-    m = onnx.load(str(onnx_path), load_external_data=False)
-    ops = {n.op_type for n in m.graph.node}
-    if ops & {
-        "QuantizeLinear",
-        "DequantizeLinear",
-        "QLinearConv",
-        "QLinearMatMul",
-        "MatMulInteger",
-        "ConvInteger",
-        "DynamicQuantizeLinear",
-    }:
-        return "int8"
-    if any(t.data_type == onnx.TensorProto.FLOAT16 for t in m.graph.initializer):
-        return "fp16"
-    return None

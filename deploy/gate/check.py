@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from edgeslim.deploy.bench import BenchOptions, fingerprint_mismatch, host_fingerprint, make_input
-from edgeslim.deploy.check_budget import BudgetResult
-from edgeslim.deploy.runner import summarize, time_calls
-from edgeslim.deploy.stats import Comparison, compare_rounds, compare_samples
+from edgeslim.deploy.gate.bench import BenchOptions, fingerprint_mismatch, host_fingerprint
+from edgeslim.deploy.gate.budget import BudgetResult
+from edgeslim.deploy.gate.stats import Comparison, compare_rounds, compare_samples
 from edgeslim.errors import InputError
+from edgeslim.runtime.timing import make_input, summarize, time_calls
 
 CHECK_SCHEMA = "edgeslim.check/1"
 
@@ -138,7 +138,7 @@ def run_check(
     baseline: str | Path, candidate: str | Path, opts: CheckOptions | None = None
 ) -> CheckReport:
     """Compare two artifacts in this process (interleaved rounds) and return the report."""
-    from edgeslim.deploy.bench_artifact import open_artifact
+    from edgeslim.deploy.gate.artifact import open_artifact
 
     opts = opts or CheckOptions()
     b = opts.bench
@@ -163,8 +163,8 @@ def run_check(
     flat_a = [s for r in a_rounds for s in r]
     flat_b = [s for r in b_rounds for s in r]
     return CheckReport(
-        _side(art_a.name, flat_a, batch, {"artifact": art_a.describe()}),
-        _side(art_b.name, flat_b, batch, {"artifact": art_b.describe()}),
+        _side(art_a.name, flat_a, batch, {"artifact": art_a.describe(), "runtime": art_a.runtime()}),
+        _side(art_b.name, flat_b, batch, {"artifact": art_b.describe(), "runtime": art_b.runtime()}),
         cmp,
         host=host_fingerprint(),
         calls_per_round=k,
@@ -176,13 +176,14 @@ def run_stored_check(
     baseline_json: str | Path, candidate: str | Path, opts: CheckOptions | None = None
 ) -> CheckReport:
     """Compare a candidate with a stored bench result; refuse when the hosts differ."""
-    from edgeslim.deploy.bench import load_result, run_benchmark
+    from edgeslim.deploy.gate.bench import load_result, run_benchmark
+    from edgeslim.runtime.providers import BACKENDS
 
     opts = opts or CheckOptions()
     stored = load_result(baseline_json)
     here = host_fingerprint()
     st = stored.get("settings", {})
-    runtime = {"onnxruntime": "onnxruntime", "torch": "torch"}.get(st.get("backend", ""))
+    runtime = st.get("backend") if st.get("backend") in BACKENDS else None
     diffs = fingerprint_mismatch(stored.get("host", {}), here, runtime)
     if diffs:
         raise InputError(
@@ -200,6 +201,8 @@ def run_stored_check(
     if isinstance(st.get("threads_requested"), dict):
         bopts.threads = st["threads_requested"].get("intra") or bopts.threads
         bopts.inter_threads = st["threads_requested"].get("inter") or bopts.inter_threads
+    if bopts.backend is None and runtime and Path(candidate).suffix in BACKENDS[runtime].artifacts:
+        bopts.backend = runtime  # the candidate runs in the runtime the baseline was measured in
     t0 = time.perf_counter()
     fresh = run_benchmark(candidate, bopts)
     cmp = compare_samples(

@@ -172,6 +172,12 @@ def detect_precision(model_or_path: Any) -> str:
     return "fp32"
 
 
+def precision_family(precision: str) -> str:
+    """The precision a deploy profile lists for a graph precision: ``int8_dynamic`` is an int8
+    model (profiles and bundles name int8; ``deploy/compat.py`` checks the dynamic ops)."""
+    return "int8" if precision == "int8_dynamic" else precision
+
+
 def count_macs(model_or_path: Any, input_shape: tuple[int, ...]) -> int | None:
     """MACs per image of Conv/Gemm/MatMul (float or quantized), from ONNX shape inference.
 

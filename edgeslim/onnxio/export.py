@@ -1,5 +1,9 @@
 """ONNX export (torch.onnx): dynamo exporter first, TorchScript exporter as a recorded fallback.
 
+Lives in ``edgeslim.onnxio`` (below the model sources, the compression stages and deploy): the
+quantize/QAT stages, ``models/frozen.py`` and ``edgeslim export`` all export through it, and a
+feature package must not import ``deploy``.
+
 Every export is finished the same way (``finalize_onnx``): onnxslim simplification, shape
 inference, ``onnx.checker``, metadata props, then one atomic save. Models under 2 GB become a
 single self-contained ``.onnx`` (no external-data sidecar); larger ones keep their weights in
@@ -21,6 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeslim.errors import InputError, StageError
+from edgeslim.onnxio.info import graph_inputs
+from edgeslim.onnxio.info import opset as opset_of
 
 if TYPE_CHECKING:
     import onnx
@@ -142,7 +148,7 @@ class OpsetMismatch(RuntimeError):
 def _check_opset(path: Path, opset: int) -> None:
     import onnx
 
-    got = _opset_of(onnx.load(str(path), load_external_data=False))
+    got = opset_of(onnx.load(str(path), load_external_data=False))
     if got != opset:
         raise OpsetMismatch(f"it produced opset {got} instead of {opset}")
 
@@ -281,7 +287,7 @@ def finalize_onnx(
             f"onnx.checker rejected '{out.name}': {str(exc).splitlines()[0][:300]}"
         ) from exc
     return ExportResult(
-        out, "", int(_opset_of(m)), notes, external, simplified, before, len(m.graph.node), files
+        out, "", int(opset_of(m)), notes, external, simplified, before, len(m.graph.node), files
     )
 
 
@@ -327,17 +333,14 @@ def _infer_shapes(m: onnx.ModelProto, notes: list[str]) -> onnx.ModelProto:
         return m
 
 
-def _opset_of(m: onnx.ModelProto) -> int:
-    return next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), 0)
-
-
 def set_metadata(
     m: onnx.ModelProto, metadata: dict[str, Any], input_shape: tuple[int, ...] | None
 ) -> None:
     """Replace/add metadata props (non-strings stored as JSON) plus input name/shape/layout."""
     from edgeslim import __version__
 
-    inp = m.graph.input[0] if m.graph.input else None
+    inputs = graph_inputs(m)
+    inp = inputs[0] if inputs else None
     props: dict[str, Any] = {"edgeslim.version": __version__}
     if inp is not None:
         props["edgeslim.input_name"] = inp.name
@@ -352,20 +355,6 @@ def set_metadata(
     for k, v in props.items():
         m.metadata_props.add(key=str(k), value=v if isinstance(v, str) else json.dumps(v))
     m.producer_name = m.producer_name or "edgeslim"
-
-
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """Metadata props of an ONNX file, JSON values decoded."""
-    import onnx
-
-    m = onnx.load(str(path), load_external_data=False)
-    out: dict[str, Any] = {}
-    for p in m.metadata_props:
-        try:
-            out[p.key] = json.loads(p.value)
-        except ValueError:
-            out[p.key] = p.value
-    return out
 
 
 def _save(m: onnx.ModelProto, out: Path, external: bool) -> list[Path]:

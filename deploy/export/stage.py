@@ -1,4 +1,4 @@
-"""The export stage (ONNX + parity gate) and the optional deploy stage (an edge bundle).
+"""The export stage: ONNX (``edgeslim.onnxio.export``) plus the parity gate against PyTorch.
 
 Contract with the compression stages: when the newest ONNX in the chain was produced after
 the newest torch model (a ``quantize`` stage wrote a QDQ model.onnx), the export stage does
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from edgeslim.deploy.parity import ParityConfig
+from edgeslim.deploy.export.parity import ParityConfig
 from edgeslim.stages.context import StageContext, StageOutput, StageRecord
 from edgeslim.stages.registry import StageConfig, register_stage
 
@@ -37,12 +37,6 @@ class ExportConfig(StageConfig):
         "instead of re-exporting the torch model",
     )
     parity: ParityConfig = Field(default_factory=ParityConfig)
-
-
-class DeployConfig(StageConfig):
-    stage: Literal["deploy"] = "deploy"
-    target: str = Field("x86-cpu", description="deploy profile (edgeslim deploy --help lists them)")
-    include_images: bool = Field(True, description="write the test split as PNG class folders")
 
 
 def newer_onnx(history: list[StageRecord]) -> StageRecord | None:
@@ -79,8 +73,8 @@ def _failed_dir(ctx: StageContext, cfg: StageConfig) -> str:
 @register_stage("export", ExportConfig)
 def run_export(cfg: ExportConfig, ctx: StageContext) -> StageOutput:
     """Export to ONNX (or finalize a quantized ONNX) and gate it on parity with PyTorch."""
-    from edgeslim.deploy.export import export_onnx, finalize_onnx
-    from edgeslim.deploy.parity import is_reduced_precision
+    from edgeslim.onnxio.export import export_onnx, finalize_onnx
+    from edgeslim.onnxio.info import detect_precision, precision_family
 
     data = ctx.data()
     out = ctx.workdir / "model.onnx"
@@ -88,7 +82,7 @@ def run_export(cfg: ExportConfig, ctx: StageContext) -> StageOutput:
     metrics: dict[str, Any] = {"opset": cfg.opset}
     if src is not None:
         path = src.dir / src.onnx_file
-        precision = is_reduced_precision(path) or "fp32"
+        precision = precision_family(detect_precision(path))
         ctx.log(f"finalizing {src.dir.name}/{src.onnx_file} ({precision}) instead of re-exporting")
         _copy_sidecar(path, out)
         res = finalize_onnx(
@@ -136,16 +130,16 @@ def parity_gate(
     cfg: ExportConfig, ctx: StageContext, data: DataBundle, onnx_path: Path, precision: str
 ) -> dict[str, Any]:
     """Run the FP32 or quantized gate; GateError (folder kept as .failed) outside tolerance."""
-    from edgeslim.deploy.backends import OrtBackend, TorchBackend
-    from edgeslim.deploy.parity import fp32_parity, gate, quant_parity, split_inputs
+    from edgeslim.deploy.export.parity import fp32_parity, gate, quant_parity, split_inputs
+    from edgeslim.runtime import open_backend
 
     model = ctx.model
     if model is None:
         ctx.log("[yellow]parity gate skipped: no torch parent model in the chain[/yellow]")
         return {"parity": "skipped: no torch model"}
     x, y = split_inputs(data, cfg.parity.samples)
-    parent = TorchBackend(model, data.input_shape)
-    art = OrtBackend(onnx_path, intra_op_threads=ctx.recipe.run.threads)
+    parent = open_backend(model, "torch", input_shape=tuple(data.input_shape))
+    art = open_backend(onnx_path, "onnxruntime", threads=ctx.recipe.run.threads)
     if precision == "fp32":
         rep = fp32_parity(parent, art, x, cfg.parity, onnx_path.name, "pytorch", art.output_names)
         o = rep.outputs[0]
@@ -166,28 +160,3 @@ def parity_gate(
     gate(rep, ctx.workdir / "parity.json", _failed_dir(ctx, cfg))
     ctx.log(f"parity: {rep.summary()}")
     return {"parity": "passed", "parity_inputs": rep.n_inputs, **m}
-
-
-@register_stage("deploy", DeployConfig)
-def run_deploy(cfg: DeployConfig, ctx: StageContext) -> StageOutput:
-    """Write an edge bundle (model, manifest, runner, README) for a device profile."""
-    from edgeslim.deploy.bundle import build_bundle
-
-    if ctx.onnx_path is None:
-        from edgeslim.errors import StageError
-
-        raise StageError("stage 'deploy' needs an ONNX model: put an export stage before it")
-    rec = next((r for r in reversed(ctx.history) if r.onnx_file and r.status == "completed"), None)
-    info = build_bundle(
-        ctx.run_dir,
-        ctx.workdir / "bundle",
-        cfg.target,
-        include_images=cfg.include_images,
-        onnx_record=rec,
-        history=ctx.history,
-        recipe=ctx.recipe,
-    )
-    return StageOutput(
-        metrics={"target": cfg.target, "bundle": "bundle", "files": len(info["files"])},
-        measure=False,
-    )

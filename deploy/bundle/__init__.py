@@ -1,0 +1,2 @@
+"""The edge bundle: build it (``build.py``), guard its ``--out`` (``outpath.py``), run it on the
+device (``runner.py`` + ``edgeslim_portable.py``, the runtime section of ``runtimes.py``)."""
