@@ -124,7 +124,7 @@ def choose_backend(target: Path | str, wanted: str | None) -> str:
     """``wanted`` when it can open ``target``, else the default for the file type; InputError
     (one line, with what it can open) when it cannot."""
     from edgeslim.runtime.providers import BACKENDS
-    from edgeslim.runtime.registry import backend_for_artifact
+    from edgeslim.runtime.registry import backend_for_artifact, backend_names
 
     if isinstance(target, str):  # a registry name: built in torch here
         if wanted not in (None, "torch"):
@@ -133,10 +133,12 @@ def choose_backend(target: Path | str, wanted: str | None) -> str:
         return "torch"
     if wanted is None:
         return "torch" if target.suffix in TORCH_FILES else backend_for_artifact(target)
-    if wanted not in BACKENDS:
+    if wanted not in backend_names():
         from edgeslim.errors import unknown_name
 
-        raise unknown_name("backend", wanted, BACKENDS)
+        raise unknown_name("backend", wanted, backend_names())
+    if wanted not in BACKENDS:  # a registered third-party backend: it judges the file itself
+        return wanted
     opens = BACKENDS[wanted].artifacts
     if target.suffix not in opens and not (wanted == "torch" and target.suffix in TORCH_FILES):
         files = ", ".join(s for s in opens if s.startswith("."))
