@@ -33,24 +33,27 @@ def test_ensemble_teacher_averages_soft_targets():
     assert float(loss(student.detach(), torch.zeros(6, dtype=torch.long), x)) < 1e-5
 
 
-def test_distill_stage_width_student_with_feature_kd(write_recipe, cli, tmp_path):
+def test_distill_stage_width_student_with_feature_kd(write_recipe, cli, tmp_path, digits_data_spec):
     stages = [
-        {"stage": "finetune", "train": {"epochs": 4, "batch_size": 16, "optimizer": {"lr": 0.003}}},
+        {"stage": "finetune", "train": {"epochs": 3, "batch_size": 16, "optimizer": {"lr": 0.01}}},
         {
             "stage": "distill",
             "teacher": "finetune",
             "student": {"kind": "width", "width": 0.5},
             "features": {"student_layers": ["features.1"], "teacher_layers": ["features.1"]},
-            "train": {"epochs": 3, "batch_size": 16, "optimizer": {"lr": 0.003}},
+            "train": {"epochs": 3, "batch_size": 16, "optimizer": {"lr": 0.01}},
         },
     ]
-    path = write_recipe(stages, model={"source": "tinycnn", "kwargs": {"width": 16, "depth": 2}})
-    code, _, err = cli("run", path, "--quiet")
+    model = {"source": "tinycnn", "kwargs": {"width": 16, "depth": 2}}
+    code, _, err = cli("run", write_recipe(stages, model=model, data=digits_data_spec), "--quiet")
     assert code == 0, err
     run = json.loads((tmp_path / "runs" / "t" / "run.json").read_text())
     m = run["stages"][1]["metrics"]
     assert m["macs_fraction_of_teacher"] < 0.5
-    assert m["student_val_top1"] > 0.5  # 4 classes: well above chance
+    # 10 digit classes (chance 0.10): the student measured 0.93-0.97 on 359 val images (seeds
+    # 0-1, ATEN_CPU_CAPABILITY default and avx512) and its drop vs the teacher -3.6..+1.1
+    # points against the 5-point accuracy guard; 0.8 leaves a 13-point margin.
+    assert m["student_val_top1"] >= 0.8
     student = load_model(tmp_path / "runs" / "t" / "01-distill" / "model.pt")
     assert not any("_kd_adapters" in k for k in student.state_dict())
 
@@ -59,7 +62,7 @@ def test_qat_model_reloads_and_exports_qdq_that_onnxruntime_runs(tmp_path):
     import onnxruntime as ort
 
     from edgeslim.compress.qat import calibrate, prepare_qat
-    from edgeslim.deploy.export import export_onnx
+    from edgeslim.onnxio.export import export_onnx
 
     model = with_spec(
         create_model("tinycnn", 4, width=8, depth=2), "tinycnn", width=8, depth=2
@@ -80,22 +83,25 @@ def test_qat_model_reloads_and_exports_qdq_that_onnxruntime_runs(tmp_path):
     assert np.mean(out.argmax(1) == q(x).argmax(1).numpy()) >= 0.9
 
 
-def test_distill_ensemble_into_registry_student(write_recipe, cli, tmp_path):
+def test_distill_ensemble_into_registry_student(write_recipe, cli, tmp_path, digits_data_spec):
     stages = [
-        {"stage": "finetune", "train": {"epochs": 3, "batch_size": 16, "optimizer": {"lr": 0.003}}},
+        {"stage": "finetune", "train": {"epochs": 3, "batch_size": 16, "optimizer": {"lr": 0.01}}},
         {
             "stage": "distill",
             "teacher": ["finetune", "current"],
-            "student": {"kind": "model", "source": "test_mlp", "kwargs": {"image_size": 16}},
-            "train": {"epochs": 2, "batch_size": 16},
+            "student": {"kind": "model", "source": "test_mlp",
+                        "kwargs": {"image_size": 16, "hidden": 64}},
+            "train": {"epochs": 6, "batch_size": 16, "optimizer": {"lr": 0.003}},
         },
     ]
-    path = write_recipe(stages, model={"source": "tinycnn", "kwargs": {"width": 8, "depth": 2}})
-    code, _, err = cli("run", path, "--quiet")
+    model = {"source": "tinycnn", "kwargs": {"width": 8, "depth": 2}}
+    code, _, err = cli("run", write_recipe(stages, model=model, data=digits_data_spec), "--quiet")
     assert code == 0, err
     m = json.loads((tmp_path / "runs" / "t" / "run.json").read_text())["stages"][1]["metrics"]
     assert m["teachers"] == ["finetune", "current"] and m["student_kind"] == "model"
-    assert m["test_accuracy"] > 0.25  # 4 classes
+    # 10 classes (chance 0.10): measured 0.94-0.98 test top-1 on 450 images (seeds 0-1, two
+    # kernel sets); drop vs the teachers -2.8..+0.8 points against the 5-point guard.
+    assert m["test_accuracy"] >= 0.8
 
 
 def test_distill_unknown_teacher_names_the_valid_ones(write_recipe, cli):
