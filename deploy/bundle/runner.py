@@ -356,7 +356,8 @@ class OrtRunner:
         want = [p for p in cfg.get("providers") or ["CPUExecutionProvider"] if p in avail]
         so = pt.ort_session_options(ort, cfg)
         self.session = ort.InferenceSession(str(model), so, providers=want or ["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
+        self._input = self.session.get_inputs()[0]
+        self.input_name = self._input.name
         self.name, self.version, self.precision = "onnxruntime", ort.__version__, cfg.get("precision")
         self.providers = self.session.get_providers()  # what really runs, after any fallback
 
@@ -364,7 +365,7 @@ class OrtRunner:
         return self.session.run(None, {self.input_name: x})[0]
 
     def input_shape(self) -> list[int]:
-        dims = self.session.get_inputs()[0].shape[1:]
+        dims = self._input.shape[1:]
         if not all(isinstance(d, int) for d in dims):
             raise RunnerError("the model's image size is symbolic and the manifest gives none")
         return list(dims)

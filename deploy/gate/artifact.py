@@ -173,7 +173,7 @@ def _ort_device(provider: str) -> str:
 
     if provider == "auto":
         ort = require("onnxruntime", "onnx")
-        return "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
+        return "cuda" if ORT_PRESETS["cuda"][0] in ort.get_available_providers() else "cpu"
     if provider not in ORT_PRESETS:
         raise unknown_name("provider", provider, ["auto", *ORT_PRESETS])
     return provider

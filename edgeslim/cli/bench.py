@@ -114,7 +114,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "artifact", help=".onnx, .engine/.plan, model.pt, bundle/stage folder or model name"
+        "artifact", help=".onnx, OpenVINO .xml, .engine/.plan, model.pt, bundle/stage folder or model name"
     )
     p.add_argument(
         "--json", dest="json_out", default=None, help="write the full result (raw samples) here"

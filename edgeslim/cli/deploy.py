@@ -10,7 +10,7 @@ def _targets() -> str:
     from edgeslim.deploy.profiles import PROFILES
 
     return "\n".join(
-        f"  {p.name:18s} {p.backend:11s} {'/'.join(p.precisions):14s} {p.description}"
+        f"  {p.name:18s} {'/'.join(p.runtimes or (p.backend,)):20s} {'/'.join(p.precisions):14s} {p.description}"
         for p in PROFILES.values()
     )
 
@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "deploy",
         help="write a self-contained edge bundle for a device profile",
         description="Bundle a run's newest ONNX model with manifest.json (sha256 of every "
-        "file), a standalone runner.py (numpy + onnxruntime/tensorrt), build_engine.sh and "
+        "file), a standalone runner.py (numpy + onnxruntime, openvino or tensorrt: the first of the "
+        "target's runtimes installed on the device runs), build_engine.sh and "
         "the test images, for one target device.",
         epilog="targets:\n" + _targets() + "\nexample:\n  edgeslim deploy runs/demo --target "
         "raspberry-pi-5 --out bundles/demo-rpi5\n  cd bundles/demo-rpi5 && python3 -I runner.py "

@@ -1,8 +1,7 @@
 """TensorRT backend: run a serialized engine (.engine/.plan) on the GPU it was built for.
 
-Moved here from ``deploy/tensorrt.py`` (``TensorRTBackend`` + ``gpu_info``), which keeps the
-engine *building*; the runtime layer must not import ``deploy`` (import-linter contract), so the
-migration phase replaces deploy's copy with an import of this class. Device buffers come from
+Engines are *built* by ``deploy/tensorrt.py`` (which imports ``gpu_info`` from here); the runtime
+layer never imports ``deploy`` (import-linter contract). Device buffers come from
 torch's CUDA allocator, present wherever TensorRT runs. ``tensorrt`` is imported only when an
 engine is opened (``pip install 'edgeslim[tensorrt]'``).
 """
