@@ -3,8 +3,9 @@
 * ``export/``: the parity gates (``parity.py``) and the export stage (``stage.py``); the ONNX
   export itself is ``edgeslim.onnxio.export``, below the model sources that also use it.
 * ``bundle/``: the edge bundle (``build.py``), what ``--out`` may replace (``outpath.py``), the
-  standalone device runner (``runner.py``, shipped with ``edgeslim_portable.py``), the runtime
-  section of its manifest (``runtimes.py``) and the deploy stage (``stage.py``).
+  standalone device runner (``runner.py``, shipped with ``edgeslim_portable.py`` and
+  ``images.py`` as ``edgeslim_images.py``), the runtime section of its manifest
+  (``runtimes.py``) and the deploy stage (``stage.py``).
 * ``gate/``: ``edgeslim bench`` (``bench.py``, ``artifact.py``), the CI latency gate
   (``check.py``, ``stats.py``, ``budget.py``), ``--remote`` over SSH (``remote.py``,
   ``ssh.py``) and the bench stage (``stage.py``).

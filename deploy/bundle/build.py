@@ -5,6 +5,7 @@
                              latency on the build host, target profile, sha256 of every file
     DIR/runner.py            standalone runner (numpy + onnxruntime, openvino or tensorrt)
     DIR/edgeslim_portable.py its timing core and session options (edgeslim.runtime.portable)
+    DIR/edgeslim_images.py   its PNG codec and preprocessing (deploy/bundle/images.py)
     DIR/build_engine.sh      trtexec command for the target (engines are built on the device)
     DIR/README.md
     DIR/calibration.cache    TensorRT INT8 calibration cache (INT8 from an FP32 model)
@@ -211,7 +212,7 @@ def data_of(record: dict[str, Any]) -> Any:
 
 def _write_images(record: dict[str, Any], folder: Path) -> int:
     """The test split as PNG class folders; names keep split order so batches match the pipeline."""
-    from edgeslim.deploy.bundle.runner import write_png
+    from edgeslim.deploy.bundle.images import write_png
 
     data = data_of(record)
     imgs, labels = data.test.images.numpy(), data.test.labels.numpy()

@@ -3,8 +3,9 @@
 edgeslim).
 
 Shipped inside every deploy bundle next to ``edgeslim_portable.py`` (edgeslim's timing core and
-session options, ``edgeslim.runtime.portable``, copied verbatim), so a device times a model with
-the same code as ``edgeslim bench``; also importable as ``edgeslim.deploy.bundle.runner``.
+session options, ``edgeslim.runtime.portable``, copied verbatim, so a device times a model with
+the same code as ``edgeslim bench``) and ``edgeslim_images.py`` (PNG codec and preprocessing,
+``edgeslim.deploy.bundle.images``); also importable as ``edgeslim.deploy.bundle.runner``.
 
     python runner.py verify                      check every file against manifest.json
     python runner.py backends                    one JSON line: which runtimes can run here
@@ -14,7 +15,7 @@ the same code as ``edgeslim bench``; also importable as ``edgeslim.deploy.bundle
 
 Every command verifies first: manifest.json must list every file with its sha256; unlisted code
 files are refused. As a script it never imports from its own folder or the cwd (``python3 -I``
-also drops PYTHONPATH); ``edgeslim_portable.py`` is loaded by its path, after verification.
+also drops PYTHONPATH); the two shipped modules are loaded by their paths, after verification.
 Exit codes: 0 ok, 2 bad input or no inference library, 3 a tampered or invalid bundle.
 
 Which runtime runs: ``--backend NAME`` (strict), else the first of the manifest's
@@ -22,9 +23,6 @@ Which runtime runs: ``--backend NAME`` (strict), else the first of the manifest'
 saying so on stderr when it falls back. ``EDGESLIM_RUNNER_DISABLE=openvino[,...]`` makes the
 runner treat those runtimes as not installed (a debugging knob: try the fallback path on a
 machine that has them).
-
-Preprocessing matches edgeslim's pipeline bit for bit: a uint8 image at the input size ->
-float32 / 255 -> (x - mean) / std per channel -> NCHW.
 """
 
 from __future__ import annotations
@@ -52,20 +50,18 @@ import argparse  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
-import struct  # noqa: E402
-import zlib  # noqa: E402
 from pathlib import Path  # noqa: E402
 from types import ModuleType  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-IMAGE_EXTS = (".png", ".npy", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".pgm")
 EXIT_INPUT, EXIT_TAMPERED = 2, 3
 # unlisted files with these suffixes (anywhere in the bundle) could run as code: refused
 CODE_EXTS = (".py", ".pyc", ".pyo", ".pyw", ".pyd", ".pyz", ".pth", ".so", ".dll", ".dylib",
              ".sh", ".egg", ".whl", ".zip")
-PORTABLE = "edgeslim_portable.py"
+PORTABLE = "edgeslim_portable.py"  # timing core, CPU probe, session options (edgeslim.runtime.portable)
+IMAGES = "edgeslim_images.py"  # PNG codec and preprocessing (edgeslim.deploy.bundle.images)
 DISABLE_ENV = "EDGESLIM_RUNNER_DISABLE"
 
 
@@ -77,193 +73,8 @@ class RunnerError(Exception):
         self.code = code
 
 
-# ---------------------------------------------------------------- PNG (stdlib zlib only)
-
-
-def write_png(path: str | os.PathLike, img: np.ndarray) -> None:
-    """Write a uint8 image (H,W gray or H,W,3 RGB) as an 8-bit non-interlaced PNG."""
-    img = np.ascontiguousarray(img, dtype=np.uint8)
-    h, w = img.shape[:2]
-    ctype = 0 if img.ndim == 2 else 2
-    raw = b"".join(b"\x00" + img[y].tobytes() for y in range(h))
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data))
-            + tag
-            + data
-            + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-        )
-
-    body = chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, ctype, 0, 0, 0)) + chunk(
-        b"IDAT", zlib.compress(raw, 9)
-    )
-    Path(path).write_bytes(b"\x89PNG\r\n\x1a\n" + body + chunk(b"IEND", b""))
-
-
-def read_png(path: str | os.PathLike) -> np.ndarray:
-    """Decode an 8-bit non-interlaced gray/RGB(A)/palette PNG to uint8 (H,W) or (H,W,C)."""
-    data = Path(path).read_bytes()
-    if data[:8] != b"\x89PNG\r\n\x1a\n":
-        raise RunnerError(f"'{path}' is not a PNG file")
-    pos, idat, hdr, plte = 8, [], None, None
-    while pos < len(data):
-        (n,), tag = struct.unpack(">I", data[pos : pos + 4]), data[pos + 4 : pos + 8]
-        body = data[pos + 8 : pos + 8 + n]
-        pos += 12 + n
-        if tag == b"IHDR":
-            hdr = struct.unpack(">IIBBBBB", body)
-        elif tag == b"PLTE":
-            plte = np.frombuffer(body, np.uint8).reshape(-1, 3)
-        elif tag == b"IDAT":
-            idat.append(body)
-        elif tag == b"IEND":
-            break
-    if hdr is None:
-        raise RunnerError(f"'{path}': PNG without IHDR")
-    w, h, depth, ctype, _, _, interlace = hdr
-    if w * h > 1 << 26:  # 67 Mpx: a decompression bomb, not a camera frame
-        raise RunnerError(f"'{path}' is {w}x{h} pixels; refusing images over 67 megapixels")
-    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(ctype)
-    if depth != 8 or interlace or channels is None:
-        raise RunnerError(
-            f"'{path}': only 8-bit non-interlaced PNG is supported without Pillow "
-            f"(bit depth {depth}, interlace {interlace}); pip install pillow, or save it as 8-bit"
-        )
-    px = _unfilter(zlib.decompress(b"".join(idat)), h, w * channels, channels).reshape(
-        h, w, channels
-    )
-    if ctype == 3:
-        px = plte[px[..., 0]]
-    elif ctype in (4, 6):
-        px = px[..., :-1]  # alpha dropped: the models take gray or RGB
-    return px[..., 0] if px.shape[2] == 1 else px
-
-
-def _unfilter(raw: bytes, h: int, stride: int, bpp: int) -> np.ndarray:
-    buf = np.frombuffer(raw, np.uint8).reshape(h, stride + 1)
-    out = np.zeros((h, stride), np.uint8)
-    prev = np.zeros(stride, np.int32)
-    for y in range(h):
-        f, line = buf[y, 0], buf[y, 1:].astype(np.int32)
-        if f == 0:
-            cur = line
-        elif f == 1:  # Sub: running sum per byte position modulo bpp
-            cur = np.cumsum(line.reshape(-1, bpp), axis=0).reshape(-1) & 0xFF
-        elif f == 2:
-            cur = (line + prev) & 0xFF
-        elif f in (3, 4):
-            cur = _unfilter_seq(line, prev, bpp, f)
-        else:
-            raise RunnerError(f"corrupt PNG: unknown row filter {f}")
-        out[y] = cur
-        prev = cur.astype(np.int32)
-    return out
-
-
-def _unfilter_seq(line: np.ndarray, prev: np.ndarray, bpp: int, f: int) -> np.ndarray:
-    """Average (3) and Paeth (4) depend on the byte just decoded: a plain loop."""
-    cur = [0] * len(line)
-    ln, pv = line.tolist(), prev.tolist()
-    for i in range(len(ln)):
-        a = cur[i - bpp] if i >= bpp else 0
-        b = pv[i]
-        if f == 3:
-            cur[i] = (ln[i] + ((a + b) >> 1)) & 0xFF
-            continue
-        c = pv[i - bpp] if i >= bpp else 0
-        p = a + b - c
-        pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-        pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
-        cur[i] = (ln[i] + pred) & 0xFF
-    return np.asarray(cur, np.int32)
-
-
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """uint8 (H,W) or (H,W,C) from .png (built-in), .npy, or what Pillow reads when installed."""
-    p = Path(path)
-    if not p.is_file():  # FIFOs and devices too: never opened
-        raise RunnerError(f"image '{p}' does not exist or is not a regular file")
-    try:
-        return _decode(p)
-    except RunnerError:
-        raise
-    except Exception as exc:  # Pillow, zlib, struct, numpy: a corrupt or unsupported file
-        raise RunnerError(f"cannot read image '{p}' ({type(exc).__name__}: {_line(exc)})") from None
-
-
 def _line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [""])[0][:300]
-
-
-def _decode(p: Path) -> np.ndarray:
-    if p.suffix.lower() == ".png":
-        try:
-            return read_png(p)
-        except RunnerError:
-            if not _has_pil():
-                raise
-    if p.suffix.lower() == ".npy":
-        arr = np.load(p, allow_pickle=False)
-        if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[2] not in (1, 3):
-            arr = arr.transpose(1, 2, 0)  # C,H,W -> H,W,C
-        return arr.astype(np.uint8) if arr.dtype != np.uint8 else arr
-    if not _has_pil():
-        raise RunnerError(
-            f"cannot read '{p.name}': without Pillow only .png (8-bit) and .npy work; "
-            "convert it to PNG or pip install pillow"
-        )
-    from PIL import Image
-
-    with Image.open(p) as im:
-        return np.asarray(im.convert("RGB" if im.mode not in ("L", "RGB") else im.mode))
-
-
-def _has_pil() -> bool:
-    try:
-        import PIL  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-# ---------------------------------------------------------------- preprocessing
-
-
-def preprocess(img: np.ndarray, pre: dict) -> np.ndarray:
-    """uint8 image -> float32 (C,H,W), exactly as edgeslim's pipeline: x/255, then (x-mean)/std."""
-    c = int(pre["channels"])
-    h, w = pre["size"]
-    a = img if img.ndim == 3 else img[:, :, None]
-    if a.shape[2] != c:
-        if c == 3 and a.shape[2] == 1:
-            a = np.repeat(a, 3, axis=2)
-        elif c == 1:  # ITU-R 601 luma, as Pillow's convert("L")
-            a = np.round(a[..., :3].astype(np.float64) @ [0.299, 0.587, 0.114])[..., None].astype(
-                np.uint8
-            )
-        else:
-            raise RunnerError(f"image has {a.shape[2]} channels; the model takes {c}")
-    if a.shape[:2] != (h, w):
-        a = _resize(a, h, w)
-    x = a.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
-    mean = np.asarray(pre["mean"], np.float32).reshape(-1, 1, 1)
-    std = np.asarray(pre["std"], np.float32).reshape(-1, 1, 1)
-    return (x - mean) / std
-
-
-def _resize(a: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Bilinear with Pillow, else nearest neighbour (the pipeline's images need neither)."""
-    if _has_pil():
-        from PIL import Image
-
-        mode = "L" if a.shape[2] == 1 else "RGB"
-        im = Image.fromarray(a[..., 0] if mode == "L" else a, mode).resize((w, h), Image.BILINEAR)
-        r = np.asarray(im)
-        return r[..., None] if r.ndim == 2 else r
-    ys = (np.arange(h) * a.shape[0] / h).astype(int)
-    xs = (np.arange(w) * a.shape[1] / w).astype(int)
-    return a[ys][:, xs]
 
 
 # ---------------------------------------------------------------- bundle
@@ -324,15 +135,18 @@ def verify(bundle: Path, manifest: dict) -> int:
     return len(files)
 
 
-def load_portable(bundle: Path) -> ModuleType:
-    """The bundle's edgeslim_portable.py (timing core, CPU probe, session options), loaded by its
+def load_shipped(bundle: Path, manifest: dict, name: str = PORTABLE) -> ModuleType:
+    """A module shipped in the bundle (edgeslim_portable.py, edgeslim_images.py), loaded by its
     path. Call only after :func:`verify`: sys.path holds neither the bundle nor the cwd, so this
     is the one way bundle code is imported, and only once its sha256 has matched."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("edgeslim_portable", bundle / PORTABLE)
+    if name not in manifest["files"]:
+        raise RunnerError(f"this bundle has no {name} (a minimal bench bundle): only verify, backends and "
+                          "bench work")
+    spec = importlib.util.spec_from_file_location(name[:-3], bundle / name)
     if spec is None or spec.loader is None:
-        raise _tampered(f"{PORTABLE} cannot be loaded")
+        raise _tampered(f"{name} cannot be loaded")
     mod = importlib.util.module_from_spec(spec)
     keep, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no __pycache__ in the bundle
     try:
@@ -607,14 +421,23 @@ def _labels_pre(man: dict) -> tuple[list, dict]:
     labels, pre = man.get("labels"), man.get("preprocessing")
     if not isinstance(labels, list) or not labels or not isinstance(pre, dict):
         raise RunnerError("this bundle has no labels/preprocessing (a minimal bench bundle): "
-                          "only verify and bench work")
+                          "only verify, backends and bench work")
     return labels, pre
+
+
+def _images(bundle: Path, man: dict, fn: str, *a: Any) -> Any:
+    """``fn`` of the bundle's edgeslim_images.py; its ImageError is the runner's exit 2."""
+    im = load_shipped(bundle, man, IMAGES)
+    try:
+        return getattr(im, fn)(*a)
+    except im.ImageError as exc:
+        raise RunnerError(str(exc)) from None
 
 
 def cmd_classify(bundle: Path, man: dict, args: argparse.Namespace, pt: ModuleType) -> int:
     run = open_runner(bundle, man, args, pt)
     labels, pre = _labels_pre(man)
-    xs = [preprocess(read_image(p), pre) for p in args.images]
+    xs = _images(bundle, man, "load_preprocessed", args.images, pre)
     logits = np.concatenate([run.run(b) for b in _batches(xs, args.batch or 1)])
     for path, z in zip(args.images, logits, strict=True):
         p = _softmax(z.astype(np.float64))
@@ -633,31 +456,11 @@ def cmd_classify(bundle: Path, man: dict, args: argparse.Namespace, pt: ModuleTy
     return 0
 
 
-def labeled_images(folder: Path, labels: list[str]) -> list[tuple[Path, int]]:
-    """(file, class) for DIR/<class>/<file>, in file-name order so batches match the pipeline."""
-    if not folder.is_dir():
-        raise RunnerError(
-            f"--images '{folder}' is not a folder; give DIR with one subfolder per class"
-        )
-    items = []
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-        if sub.name not in labels:
-            raise RunnerError(
-                f"folder '{sub.name}' is not a class of this model; valid: {', '.join(labels)}"
-            )
-        items += [
-            (f, labels.index(sub.name)) for f in sub.iterdir() if f.suffix.lower() in IMAGE_EXTS
-        ]
-    if not items:
-        raise RunnerError(f"no images under '{folder}/<class>/' ({', '.join(IMAGE_EXTS)})")
-    return sorted(items, key=lambda t: (t[0].name, t[1]))
-
-
 def cmd_eval(bundle: Path, man: dict, args: argparse.Namespace, pt: ModuleType) -> int:
     run = open_runner(bundle, man, args, pt)
     labels, pre = _labels_pre(man)
-    items = labeled_images(Path(args.images), labels)
-    xs = [preprocess(read_image(f), pre) for f, _ in items]
+    items = _images(bundle, man, "labeled_images", Path(args.images), labels)
+    xs = _images(bundle, man, "load_preprocessed", [f for f, _ in items], pre)
     y = np.array([c for _, c in items])
     batch = args.batch or int(man.get("expected", {}).get("eval_batch_size", 64))
     pred = np.concatenate([run.run(b).argmax(1) for b in _batches(xs, batch)])
@@ -776,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "verify":
             print(json.dumps({"verified": n, "bundle": str(bundle), "ok": True}))
             return 0
-        pt = load_portable(bundle)  # only now: every file has matched its sha256
+        pt = load_shipped(bundle, man)  # only now: every file has matched its sha256
         if getattr(args, "threads", None) is None:
             args.threads = man.get("target", {}).get("threads")
         return COMMANDS[args.cmd](bundle, man, args, pt)

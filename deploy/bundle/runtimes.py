@@ -12,8 +12,9 @@ written into manifest.json::
 
 The runner opens the first backend in ``order`` whose library is installed on the device and
 says so on stderr when it had to fall back. Its timing core and the session-option translation
-are ``edgeslim.runtime.portable``, shipped verbatim as ``edgeslim_portable.py`` (hashed in the
-manifest like every file; the runner loads it by path after verification).
+are ``edgeslim.runtime.portable``, shipped verbatim as ``edgeslim_portable.py``, and its image
+reading is ``images.py`` as ``edgeslim_images.py`` (both hashed in the manifest like every file;
+the runner loads them by path after verification).
 """
 
 from __future__ import annotations
@@ -25,18 +26,22 @@ from typing import Any
 from edgeslim.errors import InputError
 
 PORTABLE_NAME = "edgeslim_portable.py"
+IMAGES_NAME = "edgeslim_images.py"
 RUNNER_NAME = "runner.py"
 
 
 def runner_sources() -> dict[str, Path]:
-    """Bundle file name -> source file of the runner and its shipped timing core."""
+    """Bundle file name -> source file of the runner and the two modules it loads by path."""
     from edgeslim.runtime import portable
 
-    return {RUNNER_NAME: Path(__file__).with_name(RUNNER_NAME), PORTABLE_NAME: Path(portable.__file__)}
+    here = Path(__file__).parent
+    return {RUNNER_NAME: here / RUNNER_NAME, PORTABLE_NAME: Path(portable.__file__),
+            IMAGES_NAME: here / "images.py"}
 
 
 def copy_runner(dest: Path) -> list[str]:
-    """Copy runner.py and edgeslim_portable.py into the bundle folder ``dest``; return the names."""
+    """Copy runner.py, edgeslim_portable.py and edgeslim_images.py into the bundle folder ``dest``;
+    return their names."""
     for name, src in runner_sources().items():
         shutil.copy2(src, dest / name)
     return list(runner_sources())

@@ -299,6 +299,8 @@ def test_minimal_manifest_without_inputs_benches(bundle, tmp_path):
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)  # no runtime section (an older bundle): onnxruntime, as its target says
     assert res["iters"] == 3 and res["backend"] == "onnxruntime"
+    r = _runner(tmp_path, "classify", "x.png")  # no edgeslim_images.py shipped: bench only
+    assert r.returncode == 2 and "a minimal bench bundle" in r.stderr
 
 
 def test_bundle_ships_the_portable_timing_core_and_a_runtime_section(bundle):

@@ -1,6 +1,5 @@
-"""The standalone runner's pieces: PNG codec (all row filters), preprocessing bit for bit.
-
-Its timing core is edgeslim.runtime.portable (shipped as edgeslim_portable.py): tests/runtime."""
+"""The bundle's image module (shipped as edgeslim_images.py): PNG codec (all row filters),
+preprocessing bit for bit. Its timing core is edgeslim.runtime.portable: tests/runtime."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ import zlib
 import numpy as np
 import pytest
 
-from edgeslim.deploy.bundle import runner as R
+from edgeslim.deploy.bundle import images as R
 
 
 def _png_with_filter(img: np.ndarray, ftype: int) -> bytes:
@@ -68,9 +67,9 @@ def test_png_writer_roundtrip_and_refusals(tmp_path):
     R.write_png(tmp_path / "g.png", img[..., 0])
     assert np.array_equal(R.read_png(tmp_path / "g.png"), img[..., 0])
     (tmp_path / "bad.png").write_bytes(b"GIF89a")
-    with pytest.raises(R.RunnerError, match="not a PNG"):
+    with pytest.raises(R.ImageError, match="not a PNG"):
         R.read_png(tmp_path / "bad.png")
-    with pytest.raises(R.RunnerError, match="does not exist"):
+    with pytest.raises(R.ImageError, match="does not exist"):
         R.read_image(tmp_path / "missing.png")
 
 
@@ -94,5 +93,5 @@ def test_channel_conversion_and_resize():
     gray = np.full((8, 8), 255, np.uint8)
     out = R.preprocess(gray, pre)
     assert out.shape == (3, 4, 4) and np.all(out == 1.0)
-    with pytest.raises(R.RunnerError, match="2 channels"):
+    with pytest.raises(R.ImageError, match="2 channels"):
         R.preprocess(np.zeros((4, 4, 2), np.uint8), pre)
