@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 # Each name is a module edgeslim.cli.<name> with register(subparsers). A module that is not
 # there (a command still to come) is skipped, so adding a command never touches this file.
-COMMANDS = ("run", "validate", "info", "tune", "export", "deploy", "bench", "check", "models", "init")
+COMMANDS = ("run", "validate", "info", "tune", "export", "deploy", "bench", "check", "models", "init", "zoo")
 
 EPILOG = """examples:
   edgeslim run recipes/demo.yaml            run a recipe (finished stages are reused)
