@@ -71,6 +71,8 @@ def test_qat_model_reloads_and_exports_qdq_that_onnxruntime_runs(tmp_path):
     ref = model(x)
     q = prepare_qat(model)
     calibrate(q, x)
+    # Fake quantization moves an untrained model's logits by 3.1% of their scale with this seed
+    # (3-7% over seeds 0-4; the weights come from torch's CPU RNG, the same on every x86 CPU).
     torch.testing.assert_close(q(x), ref, atol=0.1 * float(ref.abs().max()), rtol=0)
     save_model(q, tmp_path / "q.pt")
     again = load_model(tmp_path / "q.pt")
@@ -80,7 +82,12 @@ def test_qat_model_reloads_and_exports_qdq_that_onnxruntime_runs(tmp_path):
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     out = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
-    assert np.mean(out.argmax(1) == q(x).argmax(1).numpy()) >= 0.9
+    # The QDQ graph computes what the fake-quant model does: measured max error 1e-8 (1e-7 of the
+    # logit scale). An untrained model's top-2 logits can be 2e-4 apart, so argmax agreement
+    # would hinge on rounding; the bound below allows an activation that another CPU's kernels
+    # round to the neighbouring INT8 step (< 1% of the scale) and still fails a wrong export.
+    fq = q(x).detach().numpy()
+    assert np.abs(out - fq).max() <= 0.02 * np.abs(fq).max()
 
 
 def test_distill_ensemble_into_registry_student(write_recipe, cli, tmp_path, digits_data_spec):

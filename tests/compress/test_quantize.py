@@ -51,7 +51,9 @@ def outlier_onnx(tmp_path_factory):
     )
     torch.manual_seed(0)
     model = OutlierNet()
-    fit(model, data, TrainConfig(epochs=12, batch_size=16, optimizer=OptimizerSpec(lr=0.01)))
+    # 30 epochs: 0.94-0.96 val top-1 on 52 images (chance 0.25; measured with ATEN_CPU_CAPABILITY
+    # default/avx512 and ONEDNN_MAX_CPU_ISA=AVX2). At 12 it was 0.60, near the old 0.5 floor.
+    fit(model, data, TrainConfig(epochs=30, batch_size=16, optimizer=OptimizerSpec(lr=0.01)))
     with torch.no_grad():
         model.conv1.weight[0] *= 5000
         model.conv1.bias[0] *= 5000
@@ -69,8 +71,10 @@ def test_sensitivity_scan_brings_int8_back_within_budget(outlier_onnx):
     drop_before = (res["float_val_top1"] - res["int8_val_top1_before"]) * 100
     assert drop_before > 10, "the test model must need the scan"
     assert res["within_budget"] and res["kept_float"]
+    # With the two outlier convs kept float only the head is INT8: measured drop 0 images (the
+    # 3.5-point budget is 1.8 images), float 0.94-0.96 against the 0.75 floor (10 images above).
     assert res["float_val_top1"] - res["int8_val_top1"] <= 0.035
-    assert res["float_val_top1"] >= 0.5  # well above chance (0.25)
+    assert res["float_val_top1"] >= 0.75  # trained: well above chance (0.25)
     assert res["layers"][0]["logit_mse"] >= res["layers"][-1]["logit_mse"]
     g = onnx.load(str(res["path"])).graph
     kept = set(res["kept_float"])
@@ -108,7 +112,8 @@ def test_precision_auto_keeps_fastest_within_budget_and_forced_warns(outlier_onn
     cands = {"fp32": path, "int8": broken, "int8_dynamic": dyn}
     auto = Q.choose_precision(cands, path, data, (3, 16, 16), 1.0, 1, 10)
     rows = {r["precision"]: r for r in auto["candidates"]}
-    assert not rows["int8"]["within_budget"]  # the outlier model loses accuracy per-tensor
+    # the outlier model falls to chance per-tensor (0.25 vs 0.94 float: 69 points over budget)
+    assert not rows["int8"]["within_budget"]
     assert auto["chosen"] != "int8" and auto["chosen"] in auto["reason"]
     ok = [r for r in auto["candidates"] if r["within_budget"]]
     assert rows[auto["chosen"]]["latency_ms"] == min(r["latency_ms"] for r in ok)
@@ -127,4 +132,6 @@ def test_fp16_conversion_keeps_float_io(outlier_onnx):
     assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in m.graph.initializer)
     ref, labels = Q.ort_logits(path, data, "val", 1)
     got, _ = Q.ort_logits(out, data, "val", 1)
+    # FP16 moves the logits by ~1.5e-4 of their scale; the closest top-2 logits of the trained
+    # model are 0.07+ apart, so no image can flip (measured agreement 1.0 under three kernel sets).
     assert np.mean(ref.argmax(1) == got.argmax(1)) >= 0.95
