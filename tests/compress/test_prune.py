@@ -86,9 +86,9 @@ def test_unknown_importance_is_an_input_error():
         P.make_importance("l3")
 
 
-def test_prune_stage_recovers_accuracy_and_reloads(write_recipe, cli, tmp_path):
+def test_prune_stage_recovers_accuracy_and_reloads(write_recipe, cli, tmp_path, digits_data_spec):
     stages = [
-        {"stage": "finetune", "train": {"epochs": 6, "batch_size": 16, "optimizer": {"lr": 0.003}}},
+        {"stage": "finetune", "train": {"epochs": 4, "batch_size": 16, "optimizer": {"lr": 0.01}}},
         {
             "stage": "prune",
             "importance": "l1",
@@ -96,19 +96,23 @@ def test_prune_stage_recovers_accuracy_and_reloads(write_recipe, cli, tmp_path):
             "steps": 1,
             "round_to": 4,
             "recovery": {
-                "train": {"epochs": 4, "batch_size": 16, "optimizer": {"lr": 0.003}},
+                "train": {"epochs": 3, "batch_size": 16, "optimizer": {"lr": 0.003}},
                 "kd": {"teacher": "finetune"},
             },
         },
     ]
-    path = write_recipe(stages, model={"source": "tinycnn", "kwargs": {"width": 16, "depth": 2}})
-    code, _, err = cli("run", path, "--quiet")
+    model = {"source": "tinycnn", "kwargs": {"width": 16, "depth": 2}}
+    code, _, err = cli("run", write_recipe(stages, model=model, data=digits_data_spec), "--quiet")
     assert code == 0, err
     run = json.loads((tmp_path / "runs" / "t" / "run.json").read_text())
     m = run["stages"][1]["metrics"]
     assert m["macs_fraction"] <= 0.3
     step = m["recovery"][0]
-    assert step["val_top1_recovered"] > step["val_top1_pruned"]
+    # 10 digit classes, 359 val images: pruning to 30% of the MACs drops the net to 0.10-0.28,
+    # recovery brings it back to 0.95-0.98 (seeds 0-1, ATEN_CPU_CAPABILITY default/avx512), and
+    # the accuracy guard sees a drop of -0.3..+0.6 points against its 5-point budget.
+    assert step["val_top1_recovered"] >= step["val_top1_pruned"] + 0.3
+    assert step["val_top1_recovered"] >= 0.8
     assert any(r["after"] < r["before"] for r in m["channels"])
     reloaded = load_model(tmp_path / "runs" / "t" / "01-prune" / "model.pt")
     assert P.measure(reloaded, torch.zeros(1, 3, 16, 16), "macs") == m["macs_after"]
@@ -155,6 +159,10 @@ def test_iterative_global_ratio_with_sparse_pretraining(write_recipe, cli, tmp_p
             "round_to": 4,
             "sparse": {"reg": 1e-3, "train": {"epochs": 1, "batch_size": 16}},
             "recovery": {"train": {"epochs": 1, "batch_size": 16}},
+            # This test checks the iterative mechanics on a net that is near chance after one
+            # epoch; a 5-point guard on 32 val images would hinge on 2 images, so it only warns.
+            # test_prune_stage_recovers_accuracy_and_reloads checks accuracy on a trained net.
+            "on_budget": "warn",
         },
     ]
     model = {"source": "tinyresnet", "kwargs": {"widths": [16, 32]}}
@@ -162,6 +170,6 @@ def test_iterative_global_ratio_with_sparse_pretraining(write_recipe, cli, tmp_p
     assert code == 0, err
     run = json.loads((tmp_path / "runs" / "t" / "run.json").read_text())
     m = run["stages"][1]["metrics"]
-    assert [r["step"] for r in m["recovery"]] == [1, 2]
+    assert [r["step"] for r in m["recovery"]] == [1, 2] and "within_budget" in m["accuracy_guard"]
     assert m["recovery"][1]["macs_fraction"] < m["recovery"][0]["macs_fraction"] < 1.0
     assert (tmp_path / "runs" / "t" / "01-prune" / "recovery-2").is_dir()
