@@ -18,7 +18,6 @@ says what DIR may hold), then packed into DIR.tar.gz.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tarfile
@@ -33,7 +32,7 @@ from edgeslim.deploy.bundle.outpath import (
     output_lock,
     remove_stale_tarball,
 )
-from edgeslim.deploy.bundle.runtimes import copy_runner, default_order, runtime_section
+from edgeslim.deploy.bundle.runtimes import copy_runner, runtime_section
 from edgeslim.deploy.profiles import Profile, check_model, get_profile, resolve_precision
 from edgeslim.errors import InputError
 from edgeslim.fsutil import atomic_dir, atomic_write_json, atomic_write_text, sha256_file
@@ -42,19 +41,14 @@ SCHEMA = BUNDLE_SCHEMA
 
 
 def load_run(run_dir: str | Path) -> dict[str, Any]:
-    """run.json of a run folder; every way it can be missing or broken is a one-line InputError."""
+    """run.json of a run folder; every way it can be missing or broken is a one-line InputError.
+
+    Read through ``runrecord.read_record``: a run killed mid-stage reads ``interrupted``."""
+    from edgeslim.runrecord import read_record
+
     path = Path(run_dir) / "run.json"
     fix = "give runs/<name> of a finished `edgeslim run`"
-    if path.is_dir():
-        raise InputError(f"'{path}' is a folder, not a run record; {fix}")
-    if not path.is_file():
-        raise InputError(f"'{run_dir}' is not an edgeslim run folder (no run.json); {fix}")
-    try:
-        record = json.loads(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise InputError(
-            f"'{path}' cannot be read as JSON ({type(exc).__name__}); rerun the recipe to rewrite it"
-        ) from exc
+    record = read_record(run_dir)
     if not (
         isinstance(record, dict)
         and isinstance(record.get("stages"), list)
@@ -73,6 +67,9 @@ def onnx_stage(run_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
                     f"{st['dir']}/{st['onnx_file']} listed in run.json is missing; rerun the recipe"
                 )
             return st
+    if record.get("status") in ("interrupted", "running", "failed"):
+        raise InputError(f"run '{run_dir}' is {record['status']} and has no completed stage with an "
+                         "ONNX model yet; finish it with edgeslim run RECIPE --resume")
     raise InputError(
         f"run '{run_dir}' has no completed stage with an ONNX model; add `- stage: export` "
         "to the recipe and run it again"
@@ -264,8 +261,8 @@ def _manifest(
         "expected": _expected(record, m, n_images),
         "parity": {k: v for k, v in m.items() if k.startswith("parity")},
         "target": {**prof.to_json(), "batch": batch or prof.batch},
-        "runtime": runtime_section(default_order(prof.backend, prof.runtimes), facts["graph_precision"],
-                                   prec, prof.threads, prof.ort_device),
+        "runtime": runtime_section(prof.runtime_order, facts["graph_precision"], prec, prof.threads,
+                                   prof.ort_device, chosen=meta.get("edgeslim.runtime"), target_arch=prof.arch),
         "images": "images" if n_images else None,
     }
 

@@ -81,6 +81,8 @@ def resolve_artifact(spec: str | os.PathLike) -> Path | str:
         for name in MODEL_FILES:
             if (p / name).is_file():
                 return p / name
+        if (p / "run.json").exists():
+            return _run_artifact(p)
         raise InputError(
             f"folder '{p}' holds no model file ({', '.join(MODEL_FILES)}); "
             "pass the .onnx/.engine/model.pt file itself"
@@ -246,13 +248,31 @@ def _open_model_pt(path: Path, opts: BenchOptions) -> Artifact:
 
 def _run_image_size(model_path: Path) -> int | None:
     """Image size of the recipe that produced a stage's model.pt (runs/<name>/NN-stage/model.pt)."""
-    import json
+    from edgeslim.runrecord import read_record
 
-    run_json = model_path.parent.parent / "run.json"
-    try:
-        return int(json.loads(run_json.read_text())["recipe"]["data"]["image_size"])
-    except (OSError, ValueError, KeyError, TypeError):
+    run_dir = model_path.parent.parent
+    if not (run_dir / "run.json").is_file():
         return None
+    try:
+        return int(read_record(run_dir)["recipe"]["data"]["image_size"])
+    except (InputError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _run_artifact(run_dir: Path) -> Path:
+    """The newest completed stage's ONNX (else model.pt) of a run folder, read through
+    ``read_record`` so a killed run reads as interrupted, never as running."""
+    from edgeslim.runrecord import read_record
+
+    rec = read_record(run_dir)
+    for key in ("onnx_file", "model_file"):
+        for st in reversed(rec.get("stages", [])):
+            if isinstance(st, dict) and st.get("status") == "completed" and st.get(key):
+                path = run_dir / str(st.get("dir")) / str(st[key])
+                if path.is_file():
+                    return path
+    raise InputError(f"run '{run_dir}' ({rec.get('status', 'unknown')}) has no completed stage with a "
+                     "model file; finish it with edgeslim run RECIPE --resume, or pass a model file")
 
 
 def _open_registry(name: str, opts: BenchOptions) -> Artifact:

@@ -303,6 +303,8 @@ def load_result(path: str | os.PathLike) -> dict[str, Any]:
         )
     try:
         obj = json.loads(p.read_text())
+    except OSError as exc:
+        raise InputError(f"bench result '{p}' cannot be read ({exc.strerror or exc}); check its permissions") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(
             f"'{p}' is not valid JSON ({exc}); pass a file written by edgeslim bench --json"

@@ -17,6 +17,7 @@ Budget file (YAML, committed next to the code)::
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,7 @@ class BudgetResult:
 
 
 def _number(path: Path, key: str, v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
         raise InputError(
             f"budget '{path}': {key} must be a non-negative number, got {v!r}; "
             "e.g. max_macs: 60000000 (YAML reads 6e7 as text; write it out)"
@@ -77,18 +78,15 @@ def _per_profile(path: Path, key: str, v: Any) -> dict[str, float]:
 
 
 def load_budget(path: str | Path) -> dict[str, Any]:
-    """Read and validate a budget YAML file; every problem is a one-line InputError."""
-    import yaml
+    """Read and validate a budget YAML file; every problem is a one-line InputError.
+
+    Read with ``edgeslim.safe_yaml`` (size, alias and depth bounds) like every user YAML.
+    """
+    from edgeslim.safe_yaml import load_yaml_file
 
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"budget file '{p}' does not exist; see docs/ci-gate.md for the format")
-    try:
-        raw = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(
-            f"budget file '{p}' is not valid YAML: {str(exc).splitlines()[0]}"
-        ) from exc
+    raw = load_yaml_file(p, "budget file")
+    raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise InputError(
             f"budget file '{p}' must be a mapping of budget keys; valid: {', '.join(KEYS)}"
@@ -139,23 +137,32 @@ def read_accuracy(source: str | Path, artifact: str | Path | None = None) -> flo
     p = Path(source)
     if p.is_dir():
         p = p / ("manifest.json" if (p / "manifest.json").is_file() else "run.json")
-    try:
-        obj = json.loads(p.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(
-            f"cannot read accuracy from '{p}' ({exc}); pass a run.json or a bundle "
-            "manifest.json with --accuracy-from"
-        ) from exc
+    if p.name == "run.json":  # through the run record reader: a killed run reads "interrupted"
+        from edgeslim.runrecord import read_record
+
+        obj: Any = read_record(p.parent)
+    else:
+        try:
+            obj = json.loads(p.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(
+                f"cannot read accuracy from '{p}' ({exc}); pass a run.json or a bundle "
+                "manifest.json with --accuracy-from"
+            ) from exc
     if isinstance(obj, dict) and isinstance(obj.get("stages"), list):
         acc = _accuracy_of_stage(obj["stages"], p.parent, artifact)
         if acc is not None:
             return acc
     acc = _find_accuracy(obj)
     if acc is None:
+        state = obj.get("status") if isinstance(obj, dict) else None
+        why = f" (the run is {state})" if state in ("interrupted", "failed", "running") else ""
         raise InputError(
-            f"'{p}' holds no test_accuracy/accuracy; pass a run.json or a bundle "
+            f"'{p}' holds no test_accuracy/accuracy{why}; pass a run.json or a bundle "
             "manifest.json that records one"
         )
+    if not math.isfinite(acc):
+        raise InputError(f"'{p}' records a test accuracy of {acc}; rerun the stage that measured it")
     return acc
 
 

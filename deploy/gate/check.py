@@ -1,20 +1,25 @@
 """``edgeslim check``: the CI latency regression gate.
 
 Baseline (A) and candidate (B) run in the same process, in interleaved rounds (A B, then B A,
-...), so load from other jobs hits both alike and cancels out of the ratio of medians. The
-gate fails only when the slowdown is significant (bootstrap CI above 1) AND larger than
-``max_slowdown``; hard budgets (latency per device profile, size, MACs, accuracy) are checked
-too. A stored-baseline mode compares with a saved ``edgeslim bench --json`` result, and refuses
-when the host fingerprint differs.
+...), so load from other jobs hits both alike and cancels out of the ratio of medians. Rounds
+go on until the confidence interval of the ratio lies entirely on one side of
+``T = 1 + max_slowdown`` (``pass`` below, ``regression`` above) or the time cap is reached
+(``inconclusive``: the CI still straddles T). Hard budgets (latency per device profile, size,
+MACs, accuracy) are checked too. A stored-baseline mode compares with a saved
+``edgeslim bench --json`` result, and refuses when the host fingerprint differs.
+
+Each side runs with ``gate_threads()`` intra-op threads unless ``--threads`` says otherwise
+(why: ``docs/ci-gate.md``, measured by ``benchmarks/gate_defaults.py``).
 """
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape, quoteattr
 
 from edgeslim.deploy.gate.bench import BenchOptions, fingerprint_mismatch, host_fingerprint
 from edgeslim.deploy.gate.budget import BudgetResult
@@ -22,19 +27,44 @@ from edgeslim.deploy.gate.stats import Comparison, compare_rounds, compare_sampl
 from edgeslim.errors import InputError
 from edgeslim.runtime.timing import make_input, summarize, time_calls
 
-CHECK_SCHEMA = "edgeslim.check/1"
+CHECK_SCHEMA = "edgeslim.check/2"
+# The exit code of each verdict. 3 is left out on purpose: it means "tampered bundle" in
+# edgeslim (the bundle runner), and a gate must never be mistaken for that.
+EXIT_CODES = {"pass": 0, "regression": 1, "budget-exceeded": 1, "error": 2, "inconclusive": 4}
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (affinity / cpuset aware where the OS tells)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def gate_threads(cores: int | None = None) -> int:
+    """Default intra-op threads of each side of a check: half the usable cores, 1 to 4.
+
+    The other half absorbs what a shared runner adds (neighbours, the OS, the idle side's
+    pool). On a 2-core runner that is 1 thread: the steadiest ratio measured
+    (``benchmarks/gate_defaults.py``); more threads than 4 add scheduling noise to a
+    batch-1 model without adding signal to a *ratio*.
+    """
+    return max(1, min(4, (cores or usable_cores()) // 2))
 
 
 @dataclass
 class CheckOptions:
-    """Gate settings. Rounds run until ``min_rounds`` and ``min_time_s`` are both reached."""
+    """Gate settings. Rounds run until ``min_rounds`` and ``min_time_s`` are reached, then
+    until the CI decides or ``max_time_s`` (the cap) has passed."""
 
     max_slowdown: float = 0.05
     confidence: float = 0.95
     min_rounds: int = 20
-    max_rounds: int = 2000
+    max_rounds: int = 100_000
     min_time_s: float = 3.0
+    max_time_s: float = 10.0
     round_ms: float = 25.0  # time per side per round; calls per round follow from it
+    look_every_s: float = 1.0  # how often the CI is recomputed after min_time_s
     bench: BenchOptions = field(default_factory=lambda: BenchOptions(warmup=10))
 
 
@@ -50,38 +80,60 @@ class CheckReport:
     host: dict[str, Any] = field(default_factory=dict)
     calls_per_round: int = 0
     wall_s: float = 0.0
-
-    @property
-    def regression(self) -> bool:
-        return self.comparison is not None and self.comparison.failed
+    stop: str = ""  # decided | time cap | round cap | fixed rounds
+    looks: int = 0
+    settings: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    error_code: int = 2
 
     @property
     def budget_failed(self) -> bool:
         return any(not b.passed for b in self.budgets)
 
     @property
-    def exit_code(self) -> int:
-        return 1 if self.regression or self.budget_failed else 0
+    def status(self) -> str:
+        """pass | regression | budget-exceeded | inconclusive | error."""
+        if self.error is not None:
+            return "error"
+        if self.comparison is not None and self.comparison.failed:
+            return "regression"
+        if self.budget_failed:
+            return "budget-exceeded"  # a definite failure outranks an undecided latency
+        if self.comparison is not None and not self.comparison.decided:
+            return "inconclusive"
+        return "pass"
 
     @property
-    def verdict(self) -> str:
-        parts = [self.comparison.verdict] if self.comparison else []
-        if self.budget_failed:
-            parts.append(
-                "budget exceeded: " + ", ".join(b.name for b in self.budgets if not b.passed)
-            )
-        return "; ".join(parts) or "budgets ok"
+    def regression(self) -> bool:
+        return self.status == "regression"
+
+    @property
+    def exit_code(self) -> int:
+        return self.error_code if self.status == "error" else EXIT_CODES[self.status]
+
+    @property
+    def summary(self) -> str:
+        """One line: the verdict and why."""
+        from edgeslim.deploy.gate.report import summary_line
+
+        return summary_line(self)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "schema": CHECK_SCHEMA,
-            "mode": self.mode,
+            "verdict": self.status,
+            "exit_code": self.exit_code,
             "passed": self.exit_code == 0,
-            "verdict": self.verdict,
+            "summary": self.summary,
+            "error": self.error,
+            "mode": self.mode,
             "comparison": self.comparison.to_json() if self.comparison else None,
+            "stop": self.stop,
+            "looks": self.looks,
             "baseline": self.baseline,
             "candidate": self.candidate,
             "calls_per_round": self.calls_per_round,
+            "settings": self.settings,
             "budgets": [
                 {"name": b.name, "limit": b.limit, "value": b.value, "passed": b.passed}
                 for b in self.budgets
@@ -91,239 +143,241 @@ class CheckReport:
         }
 
 
+def error_report(message: str, code: int, baseline: str, candidate: str, mode: str) -> CheckReport:
+    """The report written when the check could not measure (bad input, a crashing model)."""
+    return CheckReport({"name": baseline}, {"name": candidate}, None, mode=mode, error=message,
+                       error_code=code)
+
+
 def _side(
     name: str, samples: list[float], batch: int, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     s = summarize(samples, batch)
-    return {
-        "name": name,
-        **{
-            k: s[k]
-            for k in ("iters", "median_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms", "throughput")
-        },
-        **(extra or {}),
-    }
+    keys = ("iters", "median_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms", "throughput")
+    return {"name": name, **{k: s[k] for k in keys}, **(extra or {})}
+
+
+def adaptive(
+    step: Callable[[], None], count: Callable[[], int], judge: Callable[[], Comparison],
+    opts: CheckOptions,
+) -> tuple[Comparison, str, int, float]:
+    """Call ``step`` until ``min_rounds``/``min_time_s`` hold and ``judge`` decides, or a cap.
+
+    Returns (comparison, stop reason, looks, seconds). The CI is recomputed every
+    ``look_every_s`` (or every quarter of the time spent, whichever is longer), so a long run
+    does not spend its time bootstrapping. Looking more than once is safe here because a wrong
+    decision needs the CI to clear ``T`` on the wrong side, far from where the truth lies; near
+    ``T`` the outcome is ``inconclusive`` (docs/ci-gate.md).
+    """
+    start = time.perf_counter()
+    next_look, looks = opts.min_time_s, 0
+    while True:
+        step()
+        elapsed = time.perf_counter() - start
+        n = count()
+        if n >= opts.max_rounds:
+            stop = "round cap"
+            break
+        if elapsed >= opts.max_time_s:
+            stop = "time cap"
+            break
+        if n >= opts.min_rounds and elapsed >= next_look:
+            looks += 1
+            cmp = judge()
+            if cmp.decided:
+                return cmp, "decided", looks, time.perf_counter() - start
+            next_look = elapsed + max(opts.look_every_s, 0.25 * elapsed)
+    cmp = judge()
+    return cmp, ("decided" if cmp.decided and n >= opts.min_rounds else stop), looks + 1, elapsed
+
+
+class _Sides:
+    """Two guarded callables: an exception inside a model run becomes a one-line InputError
+    naming the side, so a crashing candidate is bad input (exit 2), never a regression."""
+
+    def __init__(self, fa: Callable[[], object], fb: Callable[[], object], names: tuple[str, str]):
+        self.fns, self.names = {"a": fa, "b": fb}, {"a": names[0], "b": names[1]}
+
+    def time(self, side: str, **kw: Any) -> list[float]:
+        try:
+            return time_calls(self.fns[side], **kw)
+        except Exception as exc:  # onnxruntime/OpenVINO raise their own types
+            raise run_failure(self.names[side], exc) from exc
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    """The exception's text on one line, its middle cut when long (onnxruntime puts the source
+    location first and the useful sentence -- 'cannot be reshaped ... Input shape: ...' -- last)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else f"{text[:100]} ... {text[-(limit - 105):]}"
+
+
+def run_failure(what: str, exc: BaseException) -> InputError:
+    return InputError(f"{what} failed at run time ({type(exc).__name__}: {_one_line(exc)}); check "
+                      "that it runs on its own: edgeslim bench FILE")
 
 
 def interleave(
-    fa: Any, fb: Any, opts: CheckOptions
-) -> tuple[list[list[float]], list[list[float]], int]:
-    """Time ``fa`` and ``fb`` in alternating blocks (AB, BA, AB, ...); return per-round samples.
+    fa: Callable[[], object], fb: Callable[[], object], opts: CheckOptions,
+    names: tuple[str, str] = ("baseline", "candidate"),
+) -> tuple[list[list[float]], list[list[float]], int, Comparison, str, int]:
+    """Time ``fa`` and ``fb`` in alternating blocks (AB, BA, AB, ...) until the CI decides.
 
     Both sides get the same number of calls per round, chosen so a block lasts about
     ``round_ms``; alternating the order cancels any advantage of going first.
+
+    Returns:
+        (baseline rounds, candidate rounds, calls per round, comparison, stop reason, looks).
     """
+    sides = _Sides(fa, fb, names)
     warm = max(opts.bench.warmup, 1)
-    ta = summarize(time_calls(fa, warmup=warm, min_iters=5, min_time_s=0.0))["median_ms"]
-    tb = summarize(time_calls(fb, warmup=warm, min_iters=5, min_time_s=0.0))["median_ms"]
-    k = int(min(50, max(1, opts.round_ms / max(ta, tb, 1e-3))))
+    ta = summarize(sides.time("a", warmup=warm, min_iters=5, min_time_s=0.0))["median_ms"]
+    tb = summarize(sides.time("b", warmup=warm, min_iters=5, min_time_s=0.0))["median_ms"]
+    k = int(min(1000, max(1, opts.round_ms / max(ta, tb, 1e-4))))
     a_rounds: list[list[float]] = []
     b_rounds: list[list[float]] = []
-    start = time.perf_counter()
-    while len(a_rounds) < opts.max_rounds and (
-        len(a_rounds) < opts.min_rounds or time.perf_counter() - start < opts.min_time_s
-    ):
-        if len(a_rounds) % 2 == 0:
-            sa = time_calls(fa, warmup=0, min_iters=k, min_time_s=0.0)
-            sb = time_calls(fb, warmup=0, min_iters=k, min_time_s=0.0)
-        else:
-            sb = time_calls(fb, warmup=0, min_iters=k, min_time_s=0.0)
-            sa = time_calls(fa, warmup=0, min_iters=k, min_time_s=0.0)
-        a_rounds.append(sa)
-        b_rounds.append(sb)
-    return a_rounds, b_rounds, k
+
+    def step() -> None:
+        order = ("a", "b") if len(a_rounds) % 2 == 0 else ("b", "a")
+        got = {s: sides.time(s, warmup=0, min_iters=k, min_time_s=0.0) for s in order}
+        a_rounds.append(got["a"])
+        b_rounds.append(got["b"])
+
+    def judge() -> Comparison:
+        return compare_rounds(a_rounds, b_rounds, opts.max_slowdown, opts.confidence,
+                              min_rounds=opts.min_rounds)
+
+    cmp, stop, looks, _ = adaptive(step, lambda: len(a_rounds), judge, opts)
+    return a_rounds, b_rounds, k, cmp, stop, looks
+
+
+def quiet_runtime_logs() -> None:
+    """onnxruntime logs a failing node to stderr itself; the check reports it in one line."""
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime") is not None:
+        import onnxruntime
+
+        onnxruntime.set_default_logger_severity(4)  # fatal only
+
+
+def _open_side(what: str, spec: str | Path, b: BenchOptions) -> Any:
+    from edgeslim.deploy.gate.artifact import open_artifact
+
+    try:
+        return open_artifact(spec, b)
+    except InputError as exc:
+        raise InputError(f"{what}: {exc}") from exc
+    except Exception as exc:  # a library that fails to open the file in its own way
+        raise InputError(f"{what} '{spec}' cannot be loaded ({type(exc).__name__}: {_one_line(exc)})") from exc
+
+
+def _settings(opts: CheckOptions, b: BenchOptions, art: Any) -> dict[str, Any]:
+    return {"threads": b.threads, "threads_default": gate_threads(), "usable_cores": usable_cores(),
+            "min_time_s": opts.min_time_s, "max_time_s": opts.max_time_s, "min_rounds": opts.min_rounds,
+            "round_ms": opts.round_ms, "confidence": opts.confidence, "max_slowdown": opts.max_slowdown,
+            "warmup": b.warmup, "batch": b.batches[0], "backend": art.backend_name}
 
 
 def run_check(
     baseline: str | Path, candidate: str | Path, opts: CheckOptions | None = None
 ) -> CheckReport:
-    """Compare two artifacts in this process (interleaved rounds) and return the report."""
-    from edgeslim.deploy.gate.artifact import open_artifact
-
+    """Compare two artifacts in this process (interleaved, adaptive rounds); return the report."""
     opts = opts or CheckOptions()
-    b = opts.bench
+    b = opts.bench if opts.bench.threads else replace(opts.bench, threads=gate_threads())
     batch = b.batches[0]
-    art_a, art_b = open_artifact(baseline, b), open_artifact(candidate, b)
+    art_a, art_b = _open_side("baseline", baseline, b), _open_side("candidate", candidate, b)
     for art in (art_a, art_b):
         if art.fixed_batch is not None and art.fixed_batch != batch:
             raise InputError(
                 f"'{art.name}' has a fixed batch size of {art.fixed_batch}; "
                 f"pass --batch {art.fixed_batch}"
             )
-    xa, xb = (
-        make_input(art_a.input_shape, batch, b.seed),
-        make_input(art_b.input_shape, batch, b.seed),
-    )
+    xa, xb = make_input(art_a.input_shape, batch, b.seed), make_input(art_b.input_shape, batch, b.seed)
     t0 = time.perf_counter()
-    a_rounds, b_rounds, k = interleave(
-        lambda: art_a.backend.run(xa), lambda: art_b.backend.run(xb), opts
+    a_rounds, b_rounds, k, cmp, stop, looks = interleave(
+        lambda: art_a.backend.run(xa), lambda: art_b.backend.run(xb), opts,
+        (f"baseline '{art_a.name}'", f"candidate '{art_b.name}'"),
     )
     wall = time.perf_counter() - t0
-    cmp = compare_rounds(a_rounds, b_rounds, opts.max_slowdown, opts.confidence)
     flat_a = [s for r in a_rounds for s in r]
     flat_b = [s for r in b_rounds for s in r]
     return CheckReport(
         _side(art_a.name, flat_a, batch, {"artifact": art_a.describe(), "runtime": art_a.runtime()}),
         _side(art_b.name, flat_b, batch, {"artifact": art_b.describe(), "runtime": art_b.runtime()}),
-        cmp,
-        host=host_fingerprint(),
-        calls_per_round=k,
-        wall_s=wall,
+        cmp, host=host_fingerprint(), calls_per_round=k, wall_s=wall, stop=stop, looks=looks,
+        settings=_settings(opts, b, art_b),
     )
+
+
+def _stored_bench_options(stored: dict[str, Any], opts: CheckOptions, cand: str | Path) -> BenchOptions:
+    """The candidate is measured the way the baseline was (batch, warm-up, threads, runtime)."""
+    from edgeslim.runtime.providers import BACKENDS
+
+    st = stored.get("settings") or {}
+    req = st.get("threads_requested") if isinstance(st.get("threads_requested"), dict) else {}
+    intra, inter = req.get("intra"), req.get("inter")
+    if opts.bench.threads and opts.bench.threads != intra:
+        raise InputError(f"the stored baseline was measured with --threads {intra or 'default'}; "
+                         f"drop --threads {opts.bench.threads} or record the baseline again with it")
+    bopts = replace(opts.bench, batches=[int(stored.get("batch", 1))], threads=intra,
+                    inter_threads=inter or opts.bench.inter_threads)
+    bopts.warmup = int(_num(st.get("warmup"), bopts.warmup))  # damaged: the default is as good
+    runtime = st.get("backend") if st.get("backend") in BACKENDS else None
+    if bopts.backend is None and runtime and Path(cand).suffix in BACKENDS[runtime].artifacts:
+        bopts.backend = runtime  # the candidate runs in the runtime the baseline was measured in
+    return bopts
 
 
 def run_stored_check(
     baseline_json: str | Path, candidate: str | Path, opts: CheckOptions | None = None
 ) -> CheckReport:
-    """Compare a candidate with a stored bench result; refuse when the hosts differ."""
-    from edgeslim.deploy.gate.bench import load_result, run_benchmark
+    """Compare a candidate with a stored bench result; refuse when the hosts differ.
+
+    The candidate is timed in chunks until the CI of the ratio decides or the cap is reached,
+    like the interleaved mode (min time: the larger of the stored and the requested one).
+    """
+    from edgeslim.deploy.gate.baseline import load_baseline
     from edgeslim.runtime.providers import BACKENDS
 
     opts = opts or CheckOptions()
-    stored = load_result(baseline_json)
+    stored = load_baseline(baseline_json)
     here = host_fingerprint()
-    st = stored.get("settings", {})
+    st = stored.get("settings") or {}
     runtime = st.get("backend") if st.get("backend") in BACKENDS else None
-    diffs = fingerprint_mismatch(stored.get("host", {}), here, runtime)
+    diffs = fingerprint_mismatch(stored["host"], here, runtime)
     if diffs:
         raise InputError(
             f"refusing to compare with '{baseline_json}': it was measured on a different host "
             f"({'; '.join(diffs)}); re-create the baseline on this machine with "
-            "edgeslim bench BASELINE --json FILE, or compare two artifacts side by side"
+            "edgeslim bench BASELINE --save-baseline BRANCH, or compare two artifacts side by side"
         )
-    bopts = replace(
-        opts.bench,
-        batches=[int(stored.get("batch", 1))],
-        min_iters=int(st.get("min_iters", opts.bench.min_iters)),
-        min_time_s=float(st.get("min_time_s", opts.bench.min_time_s)),
-        warmup=int(st.get("warmup", opts.bench.warmup)),
-    )
-    if isinstance(st.get("threads_requested"), dict):
-        bopts.threads = st["threads_requested"].get("intra") or bopts.threads
-        bopts.inter_threads = st["threads_requested"].get("inter") or bopts.inter_threads
-    if bopts.backend is None and runtime and Path(candidate).suffix in BACKENDS[runtime].artifacts:
-        bopts.backend = runtime  # the candidate runs in the runtime the baseline was measured in
-    t0 = time.perf_counter()
-    fresh = run_benchmark(candidate, bopts)
-    cmp = compare_samples(
-        stored["samples_ms"], fresh["samples_ms"], opts.max_slowdown, opts.confidence
-    )
+    bopts = _stored_bench_options(stored, opts, candidate)
+    art = _open_side("candidate", candidate, bopts)
     batch = bopts.batches[0]
+    x = make_input(art.input_shape, batch, bopts.seed)
+    sides = _Sides(lambda: None, lambda: art.backend.run(x), ("baseline", f"candidate '{art.name}'"))
+    sides.time("b", warmup=max(bopts.warmup, 1), min_iters=0, min_time_s=0.0, max_iters=0)
+    fresh: list[float] = []
+    ref = stored["samples_ms"]
+
+    def judge() -> Comparison:
+        return compare_samples(ref, fresh, opts.max_slowdown, opts.confidence)
+
+    sopts = replace(opts, min_rounds=max(10, int(_num(st.get("min_iters"), 50))),
+                    min_time_s=max(opts.min_time_s, _num(st.get("min_time_s"), 0.0)))
+    t0 = time.perf_counter()
+    cmp, stop, looks, _ = adaptive(
+        lambda: fresh.extend(sides.time("b", warmup=0, min_iters=1, min_time_s=0.25)),
+        lambda: len(fresh), judge, sopts)
     return CheckReport(
-        _side(
-            f"{stored['artifact']['name']} (stored)",
-            stored["samples_ms"],
-            batch,
-            {"artifact": stored["artifact"], "created": stored.get("created")},
-        ),
-        _side(
-            fresh["artifact"]["name"], fresh["samples_ms"], batch, {"artifact": fresh["artifact"]}
-        ),
-        cmp,
-        mode="stored-baseline",
-        host=here,
-        wall_s=time.perf_counter() - t0,
+        _side(f"{stored['artifact']['name']} (stored)", ref, batch,
+              {"artifact": stored["artifact"], "created": stored.get("created")}),
+        _side(art.name, fresh, batch, {"artifact": art.describe(), "runtime": art.runtime()}),
+        cmp, mode="stored-baseline", host=here, wall_s=time.perf_counter() - t0, stop=stop,
+        looks=looks, settings={**_settings(sopts, bopts, art), "baseline_json": str(baseline_json)},
     )
 
 
-# --------------------------------------------------------------------------- rendering
-
-
-def _pct(a: float, b: float) -> str:
-    return f"{(b / a - 1) * 100:+.1f}%" if a else "-"
-
-
-def format_text(rep: CheckReport) -> str:
-    """Plain-text summary for the terminal."""
-    a, b, c = rep.baseline, rep.candidate, rep.comparison
-    state = "FAIL" if rep.exit_code else "PASS"
-    lines = [f"{state}: {rep.verdict}"]
-    if c is not None:
-        lines += [
-            f"  baseline  {a['name']}: median {a['median_ms']:.3f} ms  p99 {a['p99_ms']:.3f} ms",
-            f"  candidate {b['name']}: median {b['median_ms']:.3f} ms  p99 {b['p99_ms']:.3f} ms",
-            f"  ratio of medians {c.ratio:.3f} ({c.delta_pct:+.1f}%), {c.confidence:.0%} CI "
-            f"[{c.ci_low:.3f}, {c.ci_high:.3f}], Mann-Whitney p={c.mw_p:.3g}, "
-            f"max slowdown {c.max_slowdown:.0%}, {_sampling(rep)}",
-        ]
-    lines += [f"  {'ok  ' if x.passed else 'FAIL'} {x.message}" for x in rep.budgets]
-    return "\n".join(lines)
-
-
-def _sampling(rep: CheckReport) -> str:
-    c = rep.comparison
-    if c is None:
-        return ""
-    if rep.mode == "interleaved":
-        return f"{c.rounds} interleaved rounds x {rep.calls_per_round} calls in {rep.wall_s:.1f} s"
-    return f"{c.n_baseline} stored vs {c.n_candidate} new samples ({rep.mode})"
-
-
-def format_markdown(rep: CheckReport) -> str:
-    """Markdown for a CI job summary or a PR comment."""
-    a, b, c = rep.baseline, rep.candidate, rep.comparison
-    icon = ":x:" if rep.exit_code else ":white_check_mark:"
-    out = [
-        f"### edgeslim check {icon} {'regression' if rep.exit_code else 'pass'}: {rep.verdict}",
-        "",
-    ]
-    if c is not None:
-        out += [
-            "| | baseline | candidate | Δ |",
-            "|---|---:|---:|---:|",
-            f"| median (ms) | {a['median_ms']:.3f} | {b['median_ms']:.3f} | "
-            f"{_pct(a['median_ms'], b['median_ms'])} |",
-            f"| p99 (ms) | {a['p99_ms']:.3f} | {b['p99_ms']:.3f} | "
-            f"{_pct(a['p99_ms'], b['p99_ms'])} |",
-            f"| throughput (items/s) | {a['throughput']:.1f} | {b['throughput']:.1f} | "
-            f"{_pct(a['throughput'], b['throughput'])} |",
-            "",
-            f"Ratio of medians **{c.ratio:.3f}** ({c.delta_pct:+.1f}%), {c.confidence:.0%} CI "
-            f"[{c.ci_low:.3f}, {c.ci_high:.3f}]; Mann-Whitney p = {c.mw_p:.3g}; fails above "
-            f"+{c.max_slowdown:.0%} when significant. {_sampling(rep)}.",
-            "",
-            f"`{a['name']}` vs `{b['name']}`",
-            "",
-        ]
-    if rep.budgets:
-        out += ["| budget | limit | value | result |", "|---|---:|---:|---|"]
-        out += [
-            f"| {x.name} | {x.limit:g}{x.unit} | "
-            f"{'-' if x.value is None else f'{x.value:.4g}'}{x.unit} | "
-            f"{':white_check_mark:' if x.passed else ':x:'} |"
-            for x in rep.budgets
-        ]
-        out.append("")
-    h = rep.host
-    out.append(
-        f"<sub>host: {h.get('cpu')} x{h.get('cores')}"
-        f"{', GPU ' + str(h['gpu']) if h.get('gpu') else ''}</sub>"
-    )
-    return "\n".join(out) + "\n"
-
-
-def format_junit(rep: CheckReport) -> str:
-    """JUnit XML: one test case for the latency comparison and one per budget."""
-    cases = []
-    if rep.comparison is not None:
-        c = rep.comparison
-        msg = (
-            f"ratio {c.ratio:.3f} CI [{c.ci_low:.3f}, {c.ci_high:.3f}] ({c.verdict}); "
-            f"baseline {rep.baseline['median_ms']:.3f} ms, "
-            f"candidate {rep.candidate['median_ms']:.3f} ms"
-        )
-        cases.append(("latency regression", not c.failed, msg))
-    cases += [(f"budget {x.name}", x.passed, x.message) for x in rep.budgets]
-    fails = sum(1 for _, ok, _ in cases if not ok)
-    body = []
-    for name, ok, msg in cases:
-        inner = "" if ok else f"<failure message={quoteattr(msg)}>{escape(msg)}</failure>"
-        body.append(
-            f'    <testcase classname="edgeslim.check" name={quoteattr(name)} '
-            f'time="{rep.wall_s:.3f}">{inner}<system-out>{escape(msg)}</system-out></testcase>'
-        )
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f'<testsuites><testsuite name="edgeslim check" tests="{len(cases)}" failures="{fails}" '
-        f'errors="0" time="{rep.wall_s:.3f}">\n' + "\n".join(body) + "\n</testsuite></testsuites>\n"
-    )
+def _num(v: Any, default: float) -> float:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 else default

@@ -333,4 +333,5 @@ def remote_check(t: SshTarget, baseline: str | Path, candidate: str | Path, opts
         host={"remote": str(t)},
         calls_per_round=0,
         wall_s=time.perf_counter() - t0,
+        stop="fixed rounds",
     )

@@ -1,6 +1,6 @@
 """Statistics of the latency gate: bootstrap CI of a ratio of medians, Mann-Whitney U, verdicts.
 
-Per-run summaries (median, p99, ...) are NOT here: they live in ``deploy/runner.py``
+Per-run summaries (median, p99, ...) are NOT here: they live in ``runtime/portable.py``
 (``summarize``), the one place shared with the standalone device runner. This module only
 holds the comparison statistics ``edgeslim check`` decides with.
 """
@@ -13,8 +13,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-REGRESSION, SLOWER_OK, NO_CHANGE, FASTER_OK, FASTER = (
-    "regression",
+# The verdict: the three answers of the gate (plus "error" in check.py for bad input).
+PASS, REGRESSION, INCONCLUSIVE = "pass", "regression", "inconclusive"
+# What the change looks like, reported beside the verdict (never decides the exit code).
+SLOWER, SLOWER_OK, NO_CHANGE, FASTER_OK, FASTER = (
+    "slower than tolerated",
     "slower-within-tolerance",
     "no significant change",
     "faster-within-tolerance",
@@ -34,8 +37,14 @@ class Comparison:
     rounds: int
     n_baseline: int
     n_candidate: int
-    verdict: str
+    verdict: str  # pass | regression | inconclusive
     max_slowdown: float
+    detail: str = ""  # one of SLOWER..FASTER, or why the verdict is inconclusive
+
+    @property
+    def threshold(self) -> float:
+        """The ratio the CI is judged against: 1 + max_slowdown."""
+        return 1.0 + self.max_slowdown
 
     @property
     def delta_pct(self) -> float:
@@ -45,14 +54,45 @@ class Comparison:
     def failed(self) -> bool:
         return self.verdict == REGRESSION
 
+    @property
+    def decided(self) -> bool:
+        return self.verdict != INCONCLUSIVE
+
     def to_json(self) -> dict:
-        d = asdict(self)
+        d = {k: (v if not isinstance(v, float) or math.isfinite(v) else None)
+             for k, v in asdict(self).items()}  # JSON has no inf/NaN: an open CI end is null
         d["delta_pct"] = self.delta_pct
+        d["threshold"] = self.threshold
+        hw = halfwidth(self.ratio, self.ci_low, self.ci_high)
+        d["ci_halfwidth"] = hw if math.isfinite(hw) else None
+        d["ci_halfwidth_needed"] = needed_halfwidth(self.max_slowdown)
         return d
 
 
 def _as_rounds(x: Sequence[Sequence[float]] | np.ndarray) -> list[np.ndarray]:
     return [np.asarray(r, dtype=np.float64) for r in x if len(r)]
+
+
+BOOT_SAMPLES = 8000  # per side: what a bootstrap resample holds at most (bounds time and memory)
+
+
+def thin(values: np.ndarray, m: int) -> np.ndarray:
+    """``values`` as ``m`` evenly spaced quantiles (all of them when there are no more than ``m``).
+
+    A quantile sketch keeps the shape of the distribution, so a bootstrap over it gives the
+    same centre and a slightly wider (never narrower) interval than over every sample.
+    """
+    if values.size <= m:
+        return values
+    return np.quantile(values, (np.arange(m) + 0.5) / m)
+
+
+def _thin_rounds(rounds: list[np.ndarray]) -> list[np.ndarray]:
+    total = sum(r.size for r in rounds)
+    if total <= BOOT_SAMPLES:
+        return rounds
+    m = max(1, BOOT_SAMPLES // len(rounds))
+    return [thin(r, m) for r in rounds]
 
 
 def bootstrap_ratio_ci(
@@ -82,13 +122,18 @@ def bootstrap_ratio_ci(
     ratio = float(np.median(np.concatenate(b)) / np.median(np.concatenate(a)))
     if len(a) == 1:
         return ratio, ratio, ratio
+    a, b = _thin_rounds(a), _thin_rounds(b)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(a), size=(n_boot, len(a)))
-    if len({r.size for r in a + b}) == 1:  # equal round sizes: one vectorised pass
+    if len({r.size for r in a + b}) == 1:  # equal round sizes: vectorised, in chunks
         sa, sb = np.stack(a), np.stack(b)
-        ratios = np.median(sb[idx].reshape(n_boot, -1), axis=1) / np.median(
-            sa[idx].reshape(n_boot, -1), axis=1
-        )
+        # bound the resampled block (n x rounds x calls floats) to ~4M values (32 MB)
+        step = max(1, 4_000_000 // max(1, sa.size))
+        ratios = np.concatenate([
+            np.median(sb[rows].reshape(len(rows), -1), axis=1)
+            / np.median(sa[rows].reshape(len(rows), -1), axis=1)
+            for rows in (idx[i:i + step] for i in range(0, n_boot, step))
+        ])
     else:
         ratios = np.array(
             [
@@ -117,9 +162,13 @@ def bootstrap_ratio_ci_independent(
     if av.size == 0 or bv.size == 0:
         raise ValueError("both sample sets must be non-empty")
     ratio = float(np.median(bv) / np.median(av))
+    av, bv = thin(av, BOOT_SAMPLES), thin(bv, BOOT_SAMPLES)
     rng = np.random.default_rng(seed)
-    ma = np.median(av[rng.integers(0, av.size, size=(n_boot, av.size))], axis=1)
-    mb = np.median(bv[rng.integers(0, bv.size, size=(n_boot, bv.size))], axis=1)
+    step = max(1, 4_000_000 // max(av.size, bv.size))  # ~32 MB per chunk of resamples
+    ma = np.concatenate([np.median(av[rng.integers(0, av.size, size=(min(step, n_boot - i), av.size))], axis=1)
+                         for i in range(0, n_boot, step)])
+    mb = np.concatenate([np.median(bv[rng.integers(0, bv.size, size=(min(step, n_boot - i), bv.size))], axis=1)
+                         for i in range(0, n_boot, step)])
     alpha = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(mb / ma, [alpha, 1.0 - alpha])
     return ratio, float(lo), float(hi)
@@ -154,20 +203,70 @@ def mann_whitney_u(a: Sequence[float], b: Sequence[float]) -> tuple[float, float
     return u_b, float(min(1.0, p))
 
 
-def verdict(ratio: float, ci_low: float, ci_high: float, max_slowdown: float) -> str:
-    """Fail only when the slowdown is both significant (CI above 1) and above the tolerance.
+def halfwidth(ratio: float, ci_low: float, ci_high: float) -> float:
+    """Half the CI's width relative to the ratio (0.02 = the ratio is known to about +-2%)."""
+    if not (math.isfinite(ci_low) and math.isfinite(ci_high)) or ratio <= 0:
+        return math.inf
+    return (ci_high - ci_low) / (2.0 * ratio)
 
-    Args:
-        ratio: candidate/baseline ratio of medians.
-        ci_low: lower end of its confidence interval.
-        ci_high: upper end.
-        max_slowdown: tolerated slowdown as a fraction (0.05 = 5%).
+
+def needed_halfwidth(max_slowdown: float) -> float:
+    """The CI must be at least this narrow to decide: the tolerance itself (1% at the least).
+
+    A wide interval means the machine was too noisy for the bootstrap's picture to hold (under
+    heavy contention a +16% model measured 0.83x, CI [0.54, 1.01]: "entirely below +5%", yet
+    wrong); a measurement that cannot resolve differences as large as the tolerance decides
+    nothing either way.
     """
+    return max(max_slowdown, 0.01)
+
+
+def verdict(ratio: float, ci_low: float, ci_high: float, max_slowdown: float) -> str:
+    """The gate's decision: where the whole CI lies relative to ``T = 1 + max_slowdown``.
+
+    * ``regression``: ``ci_low > T`` -- the candidate is slower than tolerated, with confidence;
+    * ``pass``: ``ci_high <= T`` -- any slowdown is within the tolerance, with confidence;
+    * ``inconclusive``: the CI straddles ``T``, is not finite, or is wider than
+      :func:`needed_halfwidth` allows: the samples cannot tell.
+
+    ``ratio`` is not used to decide: a ratio above ``T`` whose CI reaches below it is exactly
+    the case where noise could flip the answer, so it is inconclusive rather than a failure.
+    """
+    t = 1.0 + max_slowdown
+    if halfwidth(ratio, ci_low, ci_high) > needed_halfwidth(max_slowdown):
+        return INCONCLUSIVE
+    if ci_low > t:
+        return REGRESSION
+    if ci_high <= t:
+        return PASS
+    return INCONCLUSIVE
+
+
+def describe(ratio: float, ci_low: float, ci_high: float, max_slowdown: float) -> str:
+    """What the change looks like (reported beside the verdict; it never decides)."""
+    if not (math.isfinite(ci_low) and math.isfinite(ci_high)):
+        return "no confidence interval"
+    hw, need = halfwidth(ratio, ci_low, ci_high), needed_halfwidth(max_slowdown)
+    if hw > need:
+        return f"CI +-{hw:.1%} is wider than the +-{need * 100:g}% needed: too noisy to decide"
+    if ci_low > 1.0 + max_slowdown:
+        return SLOWER
     if ci_low > 1.0:
-        return REGRESSION if ratio > 1.0 + max_slowdown else SLOWER_OK
+        return SLOWER_OK if ci_high <= 1.0 + max_slowdown else "slower, maybe above the tolerance"
     if ci_high < 1.0:
         return FASTER if ratio < 1.0 - max_slowdown else FASTER_OK
-    return NO_CHANGE
+    return NO_CHANGE if ci_high <= 1.0 + max_slowdown else "the CI straddles the tolerance"
+
+
+def _comparison(
+    ratio: float, lo: float, hi: float, confidence: float, p: float, counts: tuple[int, int, int],
+    max_slowdown: float, too_few: str | None,
+) -> Comparison:
+    if too_few:
+        v, d = INCONCLUSIVE, too_few
+    else:
+        v, d = verdict(ratio, lo, hi, max_slowdown), describe(ratio, lo, hi, max_slowdown)
+    return Comparison(ratio, lo, hi, confidence, p, *counts, v, max_slowdown, d)
 
 
 def compare_rounds(
@@ -177,24 +276,25 @@ def compare_rounds(
     confidence: float = 0.95,
     n_boot: int = 2000,
     seed: int = 0,
+    min_rounds: int = 2,
 ) -> Comparison:
-    """Compare interleaved rounds of baseline (A) and candidate (B) samples."""
-    ratio, lo, hi = bootstrap_ratio_ci(a_rounds, b_rounds, n_boot, confidence, seed)
+    """Compare interleaved rounds of baseline (A) and candidate (B) samples.
+
+    Fewer than ``min_rounds`` rounds (at least 2) is ``inconclusive``: a block bootstrap over
+    a handful of blocks gives an interval far narrower than the truth, so it decides nothing.
+    """
+    n = len(_as_rounds(a_rounds))
     a_all = np.concatenate(_as_rounds(a_rounds))
     b_all = np.concatenate(_as_rounds(b_rounds))
     _, p = mann_whitney_u(a_all, b_all)
-    return Comparison(
-        ratio,
-        lo,
-        hi,
-        confidence,
-        p,
-        len(_as_rounds(a_rounds)),
-        int(a_all.size),
-        int(b_all.size),
-        verdict(ratio, lo, hi, max_slowdown),
-        max_slowdown,
-    )
+    need = max(2, min_rounds)
+    if n < 2:
+        ratio, lo, hi = float(np.median(b_all) / np.median(a_all)), 0.0, math.inf
+    else:
+        ratio, lo, hi = bootstrap_ratio_ci(a_rounds, b_rounds, n_boot, confidence, seed)
+    too_few = f"only {n} round(s) before the time cap; {need} are needed" if n < need else None
+    return _comparison(ratio, lo, hi, confidence, p, (n, int(a_all.size), int(b_all.size)),
+                       max_slowdown, too_few)
 
 
 def compare_samples(
@@ -204,22 +304,17 @@ def compare_samples(
     confidence: float = 0.95,
     n_boot: int = 2000,
     seed: int = 0,
+    min_samples: int = 10,
 ) -> Comparison:
-    """Compare two independent sample sets (stored baseline vs a fresh run)."""
+    """Compare two independent sample sets (stored baseline vs a fresh run).
+
+    Fewer than ``min_samples`` on either side is ``inconclusive``.
+    """
     ratio, lo, hi = bootstrap_ratio_ci_independent(a, b, n_boot, confidence, seed)
     _, p = mann_whitney_u(a, b)
-    return Comparison(
-        ratio,
-        lo,
-        hi,
-        confidence,
-        p,
-        0,
-        len(a),
-        len(b),
-        verdict(ratio, lo, hi, max_slowdown),
-        max_slowdown,
-    )
+    few = min(len(a), len(b))
+    too_few = f"only {few} samples on one side; {min_samples} are needed" if few < min_samples else None
+    return _comparison(ratio, lo, hi, confidence, p, (0, len(a), len(b)), max_slowdown, too_few)
 
 
 def coefficient_of_variation(values: Sequence[float]) -> float:

@@ -13,6 +13,9 @@ EPILOG = """examples:
   edgeslim bench runs/demo/01-finetune/model.pt --min-time 3
   edgeslim bench torchvision:resnet18 --image-size 224
   edgeslim bench bundle/ --remote pi@raspberrypi.local --known-hosts ~/.ssh/known_hosts
+  edgeslim bench model.onnx --save-baseline main
+      (writes .edgeslim/baselines/<host key>/main.json, measured as edgeslim check does)
+  edgeslim bench --host-key          (prints this host's key, e.g. for a CI cache path)
 exit codes: 0 ok, 1 failure, 2 bad input"""
 
 
@@ -114,11 +117,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "artifact", help=".onnx, OpenVINO .xml, .engine/.plan, model.pt, bundle/stage folder or model name"
+        "artifact", nargs="?",
+        help=".onnx, OpenVINO .xml, .engine/.plan, model.pt, bundle/stage/run folder or model name",
     )
     p.add_argument(
         "--json", dest="json_out", default=None, help="write the full result (raw samples) here"
     )
+    p.add_argument(
+        "--save-baseline", default=None, metavar="BRANCH",
+        help="store the result as this host's baseline of BRANCH: "
+        "BASELINE_DIR/<host key>/BRANCH.json, for edgeslim check --baseline-json; measured with "
+        "the gate's default threads unless --threads is given",
+    )
+    p.add_argument(
+        "--baseline-dir", default=".edgeslim/baselines", metavar="DIR",
+        help="root of stored baselines (default .edgeslim/baselines)",
+    )
+    p.add_argument("--host-key", action="store_true",
+                   help="print this host's baseline key (machine-cpu-cores-hash) and exit")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the median")
     add_measure_args(p)
     add_remote_args(p)
@@ -129,8 +145,20 @@ def main(args: argparse.Namespace) -> int:
     from edgeslim.deploy.gate.bench import format_table, run_benchmark
     from edgeslim.fsutil import atomic_write_json
 
+    if args.host_key:
+        from edgeslim.deploy.gate.baseline import host_key
+
+        print(host_key())
+        return 0
+    if not args.artifact:
+        from edgeslim.errors import InputError
+
+        raise InputError("bench needs an ARTIFACT (.onnx, .xml, .engine, model.pt, a folder or a "
+                         "model name), or --host-key")
     opts = bench_options(args)
+    save = _baseline_target(args, opts)
     check_out_file(args.json_out, "--json")
+    check_out_file(save, "--save-baseline")
     if args.remote:
         from edgeslim.deploy.gate.remote import remote_bench
         from edgeslim.deploy.gate.ssh import target_from_args
@@ -140,13 +168,35 @@ def main(args: argparse.Namespace) -> int:
         result = run_benchmark(args.artifact, opts)
     if args.json_out:
         write_out(atomic_write_json, args.json_out, result)
+    if save:
+        write_out(atomic_write_json, save, result)
     if args.quiet:
         print(f"{result['median_ms']:.4f}")
     else:
         print(format_table(result))
         if args.json_out:
             print(f"result: {args.json_out}")
+        if save:
+            print(f"baseline: {save}")
     return 0
+
+
+def _baseline_target(args: argparse.Namespace, opts: Any) -> str | None:
+    """Path of ``--save-baseline BRANCH``; the gate's default threads apply to it."""
+    if not args.save_baseline:
+        return None
+    from edgeslim.deploy.gate.baseline import baseline_path
+
+    if args.remote:
+        from edgeslim.errors import InputError
+
+        raise InputError("--save-baseline stores a baseline of this host; drop --remote (a "
+                         "device's result can be kept with --json FILE)")
+    if opts.threads is None:  # measured as `edgeslim check` would measure the candidate
+        from edgeslim.deploy.gate.check import gate_threads
+
+        opts.threads = gate_threads()
+    return str(baseline_path(args.save_baseline, args.baseline_dir))
 
 
 def check_out_file(path: str | None, flag: str) -> None:

@@ -50,17 +50,14 @@ def test_decision_rule_on_synthetic_rounds():
 
     rng = np.random.default_rng(1)
     assert compare_rounds(*_rounds(rng, 1.15)).verdict == "regression"
-    assert compare_rounds(*_rounds(rng, 1.0)).verdict in (
-        "no significant change",
-        "slower-within-tolerance",
-        "faster-within-tolerance",
-    )
+    same = compare_rounds(*_rounds(rng, 1.0))
+    assert same.verdict == "pass" and same.detail == "no significant change"
     small = compare_rounds(*_rounds(rng, 1.03))
-    assert small.ci_low > 1.0 and small.verdict == "slower-within-tolerance"
+    assert small.ci_low > 1.0 and small.verdict == "pass" and small.detail == "slower-within-tolerance"
     big = compare_rounds(*_rounds(rng, 1.15), max_slowdown=0.30)
-    assert not big.failed and big.ratio == pytest.approx(1.15, rel=0.03)
+    assert big.verdict == "pass" and big.ratio == pytest.approx(1.15, rel=0.03)
     fast = compare_rounds(*_rounds(rng, 0.8))
-    assert fast.verdict == "faster" and fast.ci_high < 1
+    assert fast.verdict == "pass" and fast.detail == "faster" and fast.ci_high < 1
 
 
 def test_mann_whitney_matches_scipy():
@@ -96,7 +93,7 @@ def test_self_check_passes_with_reports(cli, models, tmp_path):
     assert code == 0, out + err
     rep = json.loads(js.read_text())
     assert rep["passed"] and rep["comparison"]["rounds"] >= 8 and rep["calls_per_round"] >= 1
-    assert rep["comparison"]["verdict"] != "regression"
+    assert rep["verdict"] == "pass" == rep["comparison"]["verdict"] and rep["exit_code"] == 0
     assert "| median (ms) |" in md.read_text() and "CI" in md.read_text()
     suite = ET.parse(junit).getroot().find("testsuite")
     assert (
@@ -107,10 +104,10 @@ def test_self_check_passes_with_reports(cli, models, tmp_path):
 def test_slower_candidate_fails_and_tolerance_lets_it_pass(cli, models, tmp_path):
     junit = tmp_path / "c.xml"
     code, out, _ = cli("check", models["base"], models["slow"], *FAST, "--junit", junit)
-    assert code == 1 and "regression" in out
+    assert code == 1 and out.startswith("REGRESSION:") and "slower than the +5% tolerance" in out
     assert ET.parse(junit).getroot().find("testsuite").get("failures") == "1"
     code, out, _ = cli("check", models["base"], models["slow"], *FAST, "--max-slowdown", "5000")
-    assert code == 0 and "slower-within-tolerance" in out
+    assert code == 0 and out.startswith("PASS") and "slower-within-tolerance" in out
 
 
 def _budget(tmp_path, text: str) -> Path:
@@ -183,7 +180,7 @@ def test_stored_baseline_detects_slowdown_and_refuses_other_hosts(cli, models, t
     )
     assert code == 0, err
     code, out, _ = cli("check", models["slow"], "--baseline-json", base, "--min-time", "0.3")
-    assert code == 1 and "stored-baseline" in out
+    assert code == 1 and "stored vs" in out and out.startswith("REGRESSION")
     other = json.loads(base.read_text())
     other["host"]["cpu"] = "Some Other CPU"
     moved = tmp_path / "other.json"
