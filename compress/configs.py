@@ -167,12 +167,21 @@ class TargetSpec(Config):
         return value
 
 
+QuantPrecision = Literal["int8", "int8_dynamic", "fp16", "bf16", "fp32"]
+
+
 class QuantizeConfig(StageConfig, BudgetMixin):
     stage: Literal["quantize"] = "quantize"
-    precision: Literal["int8", "int8_dynamic", "fp16", "fp32", "auto"] = "int8"
-    candidates: list[Literal["int8", "int8_dynamic", "fp16", "fp32"]] | None = Field(
+    precision: Literal["int8", "int8_dynamic", "fp16", "bf16", "fp32", "auto"] = "int8"
+    candidates: list[QuantPrecision] | None = Field(
         None,
-        description="precision: auto: what to measure (fp32, int8, int8_dynamic; +fp16 on GPU)",
+        description="precision: auto: the precisions to measure (default fp32, int8, int8_dynamic, bf16 where "
+        "the CPU has it natively; +fp16 on a GPU), each in every backend that runs it",
+    )
+    backends: list[str] | None = Field(
+        None,
+        description="runtimes the candidates are measured in (default: the target's runtimes, e.g. x86-cpu: "
+        "openvino, onnxruntime; no target: onnxruntime)",
     )
     method: Literal["ptq", "qat"] = "ptq"
     calibration: CalibSpec = Field(default_factory=CalibSpec)
@@ -194,4 +203,19 @@ class QuantizeConfig(StageConfig, BudgetMixin):
     qat: QatSpec = Field(default_factory=QatSpec)
     target: TargetSpec = Field(default_factory=TargetSpec)
     opset: int = Field(17, ge=13, le=23, description="must be <= what the target's runtime parses")
-    latency_iters: int = Field(100, ge=5)
+    latency_iters: int = Field(100, ge=5, description="timed batch-1 calls per candidate (interleaved rounds)")
+
+    @field_validator("backends")
+    @classmethod
+    def _known_backends(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        from edgeslim.errors import unknown_name
+        from edgeslim.runtime.providers import BACKENDS
+
+        if not value:
+            raise ValueError("backends is empty; list one or more of " + ", ".join(BACKENDS))
+        for name in value:
+            if name not in BACKENDS or name == "torch":
+                raise unknown_name("quantize backend", name, [b for b in BACKENDS if b != "torch"])
+        return list(dict.fromkeys(value))

@@ -1,8 +1,8 @@
-"""onnxruntime quantization: static QDQ INT8, dynamic INT8, FP16, the sensitivity scan and
-precision-by-measurement.
+"""onnxruntime quantization: static QDQ INT8, dynamic INT8, FP16 and the sensitivity scan.
 
-Every decision is made on measurements of the artifact in onnxruntime: accuracy on the
-validation split and batch-1 latency on the target provider.
+The scan decides on measurements of the artifact in onnxruntime (accuracy on the validation
+split). Which precision and runtime ship is ``precision_auto``'s measurement across backends;
+``choose_precision`` is its onnxruntime-only form.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgeslim.errors import InputError, StageError
+from edgeslim.errors import StageError
 
 if TYPE_CHECKING:
     from edgeslim.data.bundle import DataBundle
@@ -132,19 +132,6 @@ def ort_logits(
     return predict(open_backend(path, "onnxruntime", providers=providers, threads=threads), data, split, EVAL_BATCH)
 
 
-def ort_latency_ms(
-    path: Path,
-    shape: tuple[int, ...],
-    threads: int | None,
-    iters: int,
-    providers: list[str] | None = None,
-) -> float:
-    from edgeslim.runtime import open_backend
-    from edgeslim.runtime.timing import quick_latency_ms
-
-    return quick_latency_ms(open_backend(path, "onnxruntime", providers=providers, threads=threads), shape, iters)
-
-
 def top1(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((logits.argmax(1) == labels).mean())
 
@@ -225,35 +212,6 @@ def rank_layers(
     return sorted(scores, key=lambda r: -r["logit_mse"])
 
 
-def measure_candidates(
-    cands: dict[str, Path],
-    float_path: Path,
-    data: DataBundle,
-    shape: tuple[int, ...],
-    budget_points: float,
-    threads: int | None,
-    iters: int,
-    providers: list[str] | None = None,
-) -> list[dict[str, Any]]:
-    """Validation top-1, drop vs float, batch-1 latency and size of every candidate."""
-    ref_acc = top1(*ort_logits(float_path, data, "val", threads, providers))
-    rows = []
-    for name, path in cands.items():
-        acc = top1(*ort_logits(path, data, "val", threads, providers))
-        drop = (ref_acc - acc) * 100
-        rows.append(
-            {
-                "precision": name,
-                "val_top1": round(acc, 4),
-                "latency_ms": round(ort_latency_ms(path, shape, threads, iters, providers), 4),
-                "drop_points": round(drop, 3),
-                "within_budget": drop <= budget_points,
-                "size_bytes": path.stat().st_size,
-            }
-        )
-    return rows
-
-
 def choose_precision(
     cands: dict[str, Path],
     float_path: Path,
@@ -265,34 +223,17 @@ def choose_precision(
     forced: str | None = None,
     providers: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Measure every candidate artifact; keep the fastest within budget (or ``forced``)."""
-    rows = measure_candidates(
-        cands, float_path, data, shape, budget_points, threads, iters, providers
-    )
-    ok = [r for r in rows if r["within_budget"]] or [
-        next(r for r in rows if r["precision"] == "fp32")
-    ]
-    fastest = min(ok, key=lambda r: r["latency_ms"])
-    res: dict[str, Any] = {"candidates": rows, "fastest_within_budget": fastest["precision"]}
-    if forced is None:
-        chosen = fastest
-        others = ", ".join(
-            f"{r['precision']} {r['latency_ms']:.3f} ms" for r in rows if r is not chosen
-        )
-        res["reason"] = (
-            f"{chosen['precision']} is the fastest within the {budget_points} point budget "
-            f"({chosen['latency_ms']:.3f} ms; {others})"
-        )
-    else:
-        if forced not in cands:
-            raise InputError(f"precision '{forced}' was not built; valid: {', '.join(cands)}")
-        chosen = next(r for r in rows if r["precision"] == forced)
-        res["reason"] = f"{forced} forced by the recipe"
-        if chosen["latency_ms"] > fastest["latency_ms"]:
-            res["warning"] = (
-                f"forced precision {forced} ({chosen['latency_ms']:.3f} ms) is slower than "
-                f"{fastest['precision']} ({fastest['latency_ms']:.3f} ms) on this backend; "
-                "set precision: auto to keep the faster one"
-            )
-    res["chosen"] = chosen["precision"]
-    return res
+    """onnxruntime only: measure every precision's artifact, keep the fastest within budget.
+
+    The quantize stage measures across backends (``precision_auto.select``); this keeps the
+    single-runtime call for scripts that compare onnxruntime precisions. ``shape`` is the input
+    shape (the data's, kept for callers).
+    """
+    from edgeslim.compress.precision_auto import select
+    from edgeslim.runtime.providers import Candidate, preset_of
+
+    device = preset_of(providers) if providers else "cpu"
+    files = {**cands, "fp32": cands.get("fp32", float_path)}
+    order = [Candidate("onnxruntime", p, device) for p in files]
+    return select(order, files, data, budget_points, threads=threads, iters=iters, forced=forced,
+                  providers=providers)

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgeslim.compress import precision_auto as PA
 from edgeslim.compress import quantize as Q
-from edgeslim.runtime.providers import GPU_PROVIDERS
+from edgeslim.runtime.providers import GPU_PROVIDERS, preset_of
 
 if TYPE_CHECKING:
     from torch import nn
@@ -71,8 +72,19 @@ def check_for_target(cfg: QuantizeConfig, profile: Profile | None) -> bool:
     if cfg.opset > profile.max_opset:
         raise InputError(f"quantize.opset {cfg.opset} is newer than {where} parses (<= {profile.max_opset}); "
                          f"set quantize.opset: {profile.max_opset}")
+    order = profile.runtime_order
+    if cfg.backends:
+        extra = [b for b in cfg.backends if b not in order]
+        if extra:
+            raise InputError(f"quantize.backends lists {', '.join(extra)} but {where} runs {', '.join(order)}; "
+                             "remove it or choose another target")
     asked = [p for p in ([cfg.precision] if cfg.precision != "auto" else (cfg.candidates or [])) if p != "fp32"]
     for p in asked:
+        if p == "bf16":  # a runtime precision (OpenVINO's hint on the float file), not a file format
+            if "openvino" not in order:
+                raise InputError(f"quantize precision bf16 runs in openvino only and {where} runs "
+                                 f"{', '.join(order)}; choose fp32 or int8 for it")
+            continue
         if (p == "int8_dynamic" and not acc.dynamic_int8) or p.split("_")[0] not in profile.precisions:
             raise InputError(f"quantize precision {p} cannot run on {where}, which runs "
                              f"{', '.join(profile.precisions)} (static QDQ for int8); choose one of those")
@@ -146,7 +158,8 @@ def quantize_model(
     threads = cfg.target.threads or ctx.recipe.run.threads
     shape = data.input_shape
     float_path, torch_model = float_onnx(model, shape, ctx.workdir / "float.onnx", cfg.opset)
-    wanted = _wanted(cfg, profile)
+    backends, devices = candidate_backends(cfg, profile)
+    wanted = _wanted(cfg, profile, backends)
     cands: dict[str, Path] = {"fp32": float_path}
     metrics: dict[str, Any] = {"float_onnx": "float.onnx", "method": cfg.method}
     if profile is not None:
@@ -161,18 +174,66 @@ def quantize_model(
         cands["int8_dynamic"] = Q.quantize_dynamic_int8(float_path, work / "int8_dynamic.onnx")
     if "fp16" in wanted:
         cands["fp16"] = Q.to_fp16(float_path, work / "fp16.onnx")
-    forced = None if cfg.precision == "auto" else cfg.precision
-    choice = Q.choose_precision(cands, float_path, data, shape, cfg.accuracy_budget, threads, cfg.latency_iters,
-                                forced, cfg.target.providers)
-    metrics.update(precision=choice["chosen"], precision_choice=choice)
+    choice = choose_runtime(cfg, wanted, backends, devices, cands, data, threads, ctx)
+    hint = PA.runtime_hint(choice)
+    metrics.update(precision=choice["chosen"], backend=choice["chosen_backend"], runtime=hint,
+                   precision_choice=choice)
     if choice.get("warning"):
         metrics["warning"] = choice["warning"]
+    for note in [choice.get("note"), *choice.get("notes", [])]:
+        if note:
+            ctx.log(f"precision auto: {note}")
     out = ctx.workdir / "model.onnx"
-    shutil.copyfile(cands[choice["chosen"]], out)
+    _ship(cands[PA.artifact_key(choice["chosen"])], out, hint)
     shutil.rmtree(work)  # candidates are measured and recorded; only the chosen one ships
     _check_target(out, profile)
     metrics["accuracy_guard"] = _guard(cfg, choice, len(data.val))
     return out, metrics
+
+
+def candidate_backends(cfg: QuantizeConfig, profile: Profile | None) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The runtimes candidates are measured in (the target's order; no target: onnxruntime, the
+    runtime every bundle can fall back to) and the device each runs on here."""
+    gpu = any(p in GPU_PROVIDERS for p in cfg.target.providers)
+    order = tuple(cfg.backends) if cfg.backends else profile.runtime_order if profile else ("onnxruntime",)
+    # onnxruntime on the providers the recipe names; TensorRT on the GPU; OpenVINO on the CPU
+    devices = {"onnxruntime": preset_of(cfg.target.providers) if gpu else "cpu", "tensorrt": "cuda", "openvino": "cpu"}
+    return order, devices
+
+
+def choose_runtime(cfg: QuantizeConfig, wanted: set[str], backends: tuple[str, ...], devices: dict[str, str],
+                   files: dict[str, Path], data: DataBundle, threads: int | None, ctx: StageContext) -> dict[str, Any]:
+    """Every backend x precision candidate measured (or the reason it is skipped); the choice."""
+    from edgeslim.runtime.providers import PRECISIONS, Candidate, cpu_precision_support, precision_candidates
+
+    forced = None if cfg.precision == "auto" else cfg.precision
+    cands = precision_candidates(wanted=tuple(p for p in PRECISIONS if p in wanted), backends=backends,
+                                 devices=devices)
+    for c in cands:
+        if c.backend == "tensorrt" and not c.skipped and c.applicable:
+            c.skipped = ("TensorRT engines are built on the device (build_engine.sh), not by this stage; to time "
+                         "TensorRT here set target.providers: [TensorrtExecutionProvider, CUDAExecutionProvider]")
+    if forced == "fp16" and not any(c.precision == "fp16" and c.applicable for c in cands):
+        # a stand-in, said so in the record: the CPU provider runs the fp16 file without fast kernels
+        cands.append(Candidate("onnxruntime", "fp16", "cpu", options={"stand_in": "no GPU provider given"}))
+    gpu = any(p in GPU_PROVIDERS for p in cfg.target.providers)
+    choice = PA.select(cands, files, data, cfg.accuracy_budget, threads=threads, iters=cfg.latency_iters,
+                       forced=forced, providers=list(cfg.target.providers) if gpu else None, log=ctx.log)
+    cpu = cpu_precision_support()
+    feats = cpu["features"]
+    choice["cpu"] = {"model": feats.get("model"), **{k: feats.get(k) for k in ("avx512_vnni", "avx512_bf16",
+                     "amx_bf16", "amx_int8")}, "bf16_native": cpu["bf16_native"], "bf16_reason": cpu["bf16_reason"]}
+    choice["backends"] = list(backends)
+    return choice
+
+
+def _ship(src: Path, out: Path, hint: dict[str, Any]) -> None:
+    """model.onnx = the chosen artifact, stamped with the runtime its choice was made for
+    (metadata ``edgeslim.runtime``; the export stage keeps it, deploy reads it)."""
+    from edgeslim.onnxio.export import finalize_onnx
+
+    shutil.copyfile(src, out)
+    finalize_onnx(out, out, {"edgeslim.runtime": hint}, simplify=False)
 
 
 def float_onnx(model: nn.Module | FrozenModel | Path, shape: tuple[int, ...], out: Path,
@@ -202,22 +263,30 @@ def _check_target(path: Path, profile: Profile | None) -> None:
 def _guard(cfg: QuantizeConfig, choice: dict[str, Any], n_val: int) -> dict[str, Any]:
     from edgeslim.compress.guards import check_budget
 
-    rows = {r["precision"]: r for r in choice["candidates"]}
-    chosen = rows[choice["chosen"]]
-    parent = rows["fp32"]["val_top1"]
+    chosen = next(r for r in choice["candidates"] if r["candidate"] == choice["chosen_candidate"])
+    parent = choice["reference_val_top1"]  # the float ONNX in onnxruntime
     knobs = ("use calibrate_method: entropy or percentile, more calibration.samples, raise "
              "sensitivity.max_float_layers, or method: qat")
     return check_budget("quantize", parent, chosen["val_top1"], cfg.accuracy_budget, cfg.on_budget, n_val, knobs)
 
 
-def _wanted(cfg: QuantizeConfig, profile: Profile | None = None) -> set[str]:
+def _wanted(cfg: QuantizeConfig, profile: Profile | None = None,
+            backends: tuple[str, ...] = ("onnxruntime",)) -> set[str]:
+    """Precisions to build and measure. fp32 is always measured too: it is the fallback of auto
+    and the comparison that tells a forced precision it is slower."""
     if cfg.precision != "auto":
-        # fp32 is always measured too, so a slower forced precision can be reported.
-        return {cfg.precision}
+        return {cfg.precision, "fp32"}
+    if cfg.candidates:
+        return {*cfg.candidates, "fp32"}
     gpu = any(p in GPU_PROVIDERS for p in cfg.target.providers)
-    default = ["fp32", "int8", "int8_dynamic"] + (["fp16"] if gpu else [])
-    if profile is not None and cfg.candidates is None:
-        # Only what the target runs: no dynamic INT8 for TensorRT, fp16 where the device has it.
-        default = ["fp32", "int8"] + (["int8_dynamic"] if profile.accepts.dynamic_int8 else [])
-        default += ["fp16"] if gpu and "fp16" in profile.precisions else []
-    return set(cfg.candidates or default)
+    # Only what the target runs: no dynamic INT8 for TensorRT, fp16 where the device has it, bf16
+    # where OpenVINO is one of its runtimes (the candidate is skipped, with the reason, on CPUs
+    # without native BF16).
+    out = {"fp32", "int8"}
+    if profile is None or profile.accepts.dynamic_int8:
+        out.add("int8_dynamic")
+    if gpu and (profile is None or "fp16" in profile.precisions):
+        out.add("fp16")
+    if "openvino" in backends:
+        out.add("bf16")
+    return out

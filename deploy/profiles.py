@@ -60,6 +60,15 @@ class Profile:
         """What this profile's runtime takes (quantization format; opsets are min/max_opset)."""
         return ACCEPTS[self.backend]
 
+    @property
+    def runtime_order(self) -> tuple[str, ...]:
+        """The runtimes this target's bundle runner tries, in order: ``runtimes`` when listed, else
+        its backend with onnxruntime as the fallback (a TensorRT bundle runs model.onnx before the
+        engine is built). The quantize stage measures its candidates in these."""
+        if self.runtimes:
+            return tuple(self.runtimes)
+        return (self.backend, "onnxruntime") if self.backend != "onnxruntime" else ("onnxruntime",)
+
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["runner_backend"] = "tensorrt" if self.backend == "tensorrt" else "onnxruntime"

@@ -69,6 +69,7 @@ def run_bench(cfg: BenchConfig, ctx: StageContext) -> StageOutput:
         "p99_ms": round(result["p99_ms"], 4),
         "throughput": round(result["throughput"], 2),
         "backend": result["settings"]["backend"],
+        "latency_backend": result["settings"]["backend"],  # which runtime measured latency_ms
         "batch": cfg.batch,
         "bench_file": "bench.json",
     }

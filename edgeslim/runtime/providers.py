@@ -149,13 +149,25 @@ def preset_of(providers: list[Any]) -> str:
 
 @dataclass
 class Candidate:
-    """One backend x precision pair ``precision: auto`` may measure, or why it is skipped."""
+    """One backend x precision pair ``precision: auto`` may measure, or why it is skipped.
+
+    ``applicable`` is False where the table itself rules the pair out (onnxruntime has no BF16,
+    OpenVINO no dynamic INT8): not a candidate anywhere, so the quantize stage leaves it out of
+    its record. ``skipped`` is the reason an applicable pair cannot run *here* (library missing,
+    no native BF16, no GPU): recorded, so a run says what it did not try and why.
+    """
 
     backend: str
     precision: str
     device: str = "cpu"
     skipped: str | None = None  # the reason when it is not a candidate here
     options: dict[str, Any] = field(default_factory=dict)
+    applicable: bool = True
+
+    @property
+    def key(self) -> str:
+        """``backend/precision`` (plus ``@device`` off the CPU): the candidate's name in records."""
+        return f"{self.backend}/{self.precision}" + ("" if self.device == "cpu" else f"@{self.device}")
 
     def to_json(self) -> dict[str, Any]:
         return {"backend": self.backend, "precision": self.precision, "device": self.device,
@@ -171,35 +183,71 @@ def cpu_precision_support(cpuinfo: str | None = None) -> dict[str, Any]:
             "int8_fast": int8, "int8_reason": int8_why}
 
 
+def ort_device_missing(device: str) -> str | None:
+    """Why onnxruntime cannot run on ``device`` (a preset) here: its provider is not in this build.
+
+    The CPU provider is always there. Asked of the installed onnxruntime through importlib (the
+    runtime core imports no inference library statically; see the import contracts).
+    """
+    if device == "cpu":
+        return None
+    missing = package_missing(backend_spec("onnxruntime"))
+    if missing:
+        return missing
+    ort = importlib.import_module("onnxruntime")
+    want = ORT_PRESETS.get(device, (device,))[0]
+    if want not in ort.get_available_providers():
+        return (f"{want} is not available in this onnxruntime build (install onnxruntime-gpu on a machine "
+                "with an NVIDIA GPU)")
+    return None
+
+
 def precision_candidates(
     device: str = "cpu",
     wanted: tuple[str, ...] = PRECISIONS,
     backends: tuple[str, ...] = ("onnxruntime", "openvino"),
     cpuinfo: str | None = None,
     available: dict[str, str | None] | None = None,
+    devices: dict[str, str] | None = None,
+    device_missing: Any = None,
 ) -> list[Candidate]:
     """Every backend x precision pair for ``device``; the ones that cannot run say why.
 
-    ``available`` maps backend -> reason it is unavailable (None = available); by default
-    the registry's ``available_backends()``. BF16 is a CPU candidate only where the CPU has it
-    natively (``portable.bf16_support``).
+    Args:
+        device: where the candidates run (``cpu``, or an onnxruntime GPU preset ``cuda``/``tensorrt``).
+        wanted: precisions to consider.
+        backends: backend names, in the order the target tries them.
+        cpuinfo: a /proc/cpuinfo text (tests inject a fake one; default: this machine's).
+        available: backend -> reason it is unavailable (None = available); by default the
+            registry's ``available_backends()``.
+        devices: backend -> device, overriding ``device`` per backend (TensorRT runs on ``cuda``
+            while the CPU runtimes of the same target run on ``cpu``).
+        device_missing: ``f(backend, device) -> reason | None`` for a non-CPU device (default:
+            onnxruntime's provider list, :func:`ort_device_missing`).
+
+    BF16 is a CPU candidate only where the CPU has it natively (``portable.bf16_support``).
     """
     if available is None:
         from edgeslim.runtime.registry import available_backends
 
         available = available_backends()
-    cpu = cpu_precision_support(cpuinfo) if device == "cpu" else None
+    devices = devices or {}
+    missing_on = device_missing or (lambda b, d: ort_device_missing(d) if b == "onnxruntime" else None)
+    cpu = cpu_precision_support(cpuinfo)
     out = []
     for name in backends:
         spec = backend_spec(name)
+        dev = devices.get(name, device)
         for prec in wanted:
-            cand = Candidate(name, prec, device)
-            if prec not in spec.precisions.get(device, ()):
-                cand.skipped = f"{name} does not run {prec} on {device}"
+            cand = Candidate(name, prec, dev)
+            if prec not in spec.precisions.get(dev, ()):
+                cand.skipped, cand.applicable = f"{name} does not run {prec} on {dev}", False
             elif available.get(name):
                 cand.skipped = str(available[name])
-            elif prec == "bf16" and cpu is not None and not cpu["bf16_native"]:
-                cand.skipped = cpu["bf16_reason"]
+            elif dev != "cpu" and missing_on(name, dev):
+                cand.skipped = str(missing_on(name, dev))
+            elif prec == "bf16" and dev == "cpu" and not cpu["bf16_native"]:
+                cand.skipped = f"bf16: {cpu['bf16_reason']}"
             if prec == "bf16" and name == "openvino":
                 cand.options = {"inference_precision": "bf16"}
             out.append(cand)

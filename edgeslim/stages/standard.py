@@ -49,8 +49,7 @@ def standard_metrics(out: StageOutput, ctx: StageContext, tmp: Path) -> dict[str
         onnx_path = Path(out.onnx)
         m.setdefault("params", onnx_params(onnx_path))
         m["size_bytes"] = onnx_path.stat().st_size
-        backend = open_backend(onnx_path, "onnxruntime", threads=threads)
-        m["evaluated_on"] = "onnxruntime"
+        backend, m["evaluated_on"] = onnx_backend(onnx_path, threads)
     else:
         m["size_bytes"] = (tmp / "model.pt").stat().st_size
         backend = open_backend(out.model, "torch", input_shape=tuple(shape), device=ctx.device.type)
@@ -58,6 +57,23 @@ def standard_metrics(out: StageOutput, ctx: StageContext, tmp: Path) -> dict[str
     ev = evaluate(backend, data, "test", ctx.recipe.data.batch_size)
     m["test_accuracy"], m["test_top5"], m["test_macro_f1"] = ev["top1"], ev["top5"], ev["macro_f1"]
     m["latency_ms"] = round(quick_latency_ms(backend, shape, ctx.recipe.run.latency_iters), 4)
+    m["latency_backend"] = m["evaluated_on"]  # which runtime measured latency_ms (never mixed silently)
     if model is not None:
         model.cpu()
     return m
+
+
+def onnx_backend(path: Path, threads: int | None) -> tuple[Any, str]:
+    """The runtime an ONNX ships in: the one its metadata names (``edgeslim.runtime``, written by
+    the quantize stage's precision choice, e.g. openvino with the bf16 hint), else onnxruntime.
+    Returns the opened backend and its name; a named runtime missing here falls back to onnxruntime."""
+    from edgeslim.onnxio.info import read_metadata
+    from edgeslim.runtime import open_backend
+    from edgeslim.runtime.registry import unavailable_reason
+
+    hint = read_metadata(path).get("edgeslim.runtime")
+    name = hint.get("backend") if isinstance(hint, dict) else None
+    if name == "openvino" and unavailable_reason(name) is None:  # CPU runtimes only: no engine build here
+        prec = "bf16" if hint.get("precision") == "bf16" else None  # type: ignore[union-attr]
+        return open_backend(path, name, threads=threads, precision=prec), name
+    return open_backend(path, "onnxruntime", threads=threads), "onnxruntime"
