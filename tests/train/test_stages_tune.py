@@ -7,7 +7,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import time
 
 import pytest
 import yaml
@@ -16,24 +15,22 @@ MLP = {"source": "test_mlp", "kwargs": {"image_size": 16, "hidden": 16}}
 
 
 def test_pretrain_finetune_stages_transfer_with_freeze_and_bpag(write_recipe, cli, tmp_path):
+    # Transfer for real: pretrain on digits 0-4, fine-tune on digits 5-9 (new head, frozen
+    # backbone for the first epoch, BPAG gains), so the finetuned accuracy can be asserted.
+    digits = {"source": "digits", "image_size": 16, "val_fraction": 0.2, "test_fraction": 0.25}
     recipe = write_recipe(
         stages=[
             {
                 "stage": "pretrain",
-                "data": {
-                    "source": "synthetic",
-                    "image_size": 16,
-                    "synthetic_classes": 3,
-                    "synthetic_per_class": 30,
-                },
-                "train": {"epochs": 1, "tensorboard": False},
+                "data": {**digits, "classes": ["0", "1", "2", "3", "4"]},
+                "train": {"epochs": 2, "batch_size": 16, "optimizer": {"lr": 0.01}, "tensorboard": False},
             },
             {
                 "stage": "finetune",
                 "head_init": "xavier",
                 "adaptive_gain": True,
                 "train": {
-                    "epochs": 2,
+                    "epochs": 3,
                     "batch_size": 16,
                     "freeze": {"epochs": 1},
                     "tensorboard": False,
@@ -42,14 +39,18 @@ def test_pretrain_finetune_stages_transfer_with_freeze_and_bpag(write_recipe, cl
                 },
             },
         ],
-        model={"source": "tinycnn", "kwargs": {"width": 4, "depth": 2}},
+        model={"source": "tinycnn", "kwargs": {"width": 8, "depth": 2}},
+        data={**digits, "classes": ["5", "6", "7", "8", "9"]},
     )
     code, out, err = cli("run", recipe, "-q")
     assert code == 0, err
     run = tmp_path / "runs" / "t"
     rec = json.loads((run / "run.json").read_text())
     ft = rec["stages"][1]["metrics"]
-    assert ft["epochs_run"] == 2 and "gain_mean" in ft and 0 <= ft["best_val_top1"] <= 1
+    assert ft["epochs_run"] == 3 and "gain_mean" in ft
+    # 5 classes (chance 0.20): measured 0.72-0.74 best val top-1 on 179 images (seeds 0-1,
+    # ATEN_CPU_CAPABILITY default/avx512); 0.45 is 48 images below that and 45 above chance.
+    assert ft["best_val_top1"] >= 0.45
     assert {"torch_test_top1", "torch_test_macro_f1", "best_epoch"} <= set(ft)
     for f in (
         "metrics.jsonl",
@@ -60,7 +61,7 @@ def test_pretrain_finetune_stages_transfer_with_freeze_and_bpag(write_recipe, cl
     ):
         assert (run / "01-finetune" / f).is_file(), f
     hist = [json.loads(x) for x in (run / "01-finetune" / "metrics.jsonl").read_text().splitlines()]
-    assert hist[0]["frozen_groups"] > 0 and hist[1]["frozen_groups"] == 0
+    assert hist[0]["frozen_groups"] > 0 and hist[1]["frozen_groups"] == 0 == hist[2]["frozen_groups"]
     spec = json.loads((run / "01-finetune" / "meta.json").read_text())
     assert spec["status"] == "completed"
     assert not any((run / ".resume").glob("*/state.pt"))
@@ -184,7 +185,7 @@ def _states(db) -> dict[int, str]:
 
 
 @pytest.mark.slow
-def test_tune_kill9_and_restart_keeps_finished_trials(write_recipe, tmp_path, python):
+def test_tune_kill9_and_restart_keeps_finished_trials(write_recipe, tmp_path, python, wait_for):
     recipe = write_recipe(
         stages=[
             {"stage": "finetune", "train": {"epochs": 3, "batch_size": 8, "tensorboard": False}}
@@ -204,17 +205,16 @@ def test_tune_kill9_and_restart_keeps_finished_trials(write_recipe, tmp_path, py
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     try:
-        deadline = time.time() + 150
-        while time.time() < deadline:
-            if db.exists() and list(_states(db).values()).count("COMPLETE") >= 2:
-                break
-            time.sleep(0.3)
+        # Killed as soon as two trials are stored (4 still to run): mid-study on any machine.
+        wait_for(lambda: db.exists() and list(_states(db).values()).count("COMPLETE") >= 2,
+                 "two finished trials in the study", proc)
+        assert proc.poll() is None, "the study finished before it could be killed"
     finally:
-        os.kill(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     before = {n for n, s in _states(db).items() if s == "COMPLETE"}
-    assert len(before) >= 2, "no trials finished before the kill"
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert 2 <= len(before) < 6, "the kill did not land mid-study"
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=wait_for.cap_s)
     assert out.returncode == 0, out.stderr
     after = _states(db)
     assert all(after[n] == "COMPLETE" for n in before), "a finished trial was lost"
