@@ -154,6 +154,30 @@ def gpu_memory_mb(backend: Any) -> float | None:
 # --------------------------------------------------------------------------- measuring
 
 
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """The exception's text on one line, its middle cut when long (onnxruntime puts the source
+    location first and the useful sentence -- 'cannot be reshaped ... Input shape: ...' -- last)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else f"{text[:100]} ... {text[-(limit - 105):]}"
+
+
+def quiet_runtime_logs() -> None:
+    """onnxruntime logs a failing node to stderr itself (colour codes, several lines); bench and
+    check report the failure in one line of their own, so its logger keeps only fatal errors."""
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime") is not None:
+        import onnxruntime
+
+        onnxruntime.set_default_logger_severity(4)
+
+
+def run_failure(what: str, exc: BaseException) -> InputError:
+    """A model that raises when it runs is bad input (exit 2), told in one line."""
+    return InputError(f"{what} failed at run time ({type(exc).__name__}: {one_line(exc)}); check "
+                      "that it runs on its own: edgeslim bench FILE")
+
+
 def measure_batch(
     backend: Any, input_shape: tuple[int, ...], batch: int, opts: BenchOptions
 ) -> dict[str, Any]:
@@ -208,7 +232,10 @@ def run_benchmark(
     sweep = []
     with (reporter or NULL).task("bench", total=len(opts.batches)) as advance:
         for b in opts.batches:
-            sweep.append(measure_batch(art.backend, art.input_shape, b, opts))
+            try:
+                sweep.append(measure_batch(art.backend, art.input_shape, b, opts))
+            except Exception as exc:  # onnxruntime/OpenVINO raise their own types
+                raise run_failure(f"'{art.name}' (batch {b})", exc) from exc
             advance(1, info=f"batch {b}: {sweep[-1]['median_ms']:.3f} ms")
     first = dict(sweep[0])
     result: dict[str, Any] = {

@@ -184,10 +184,10 @@ def _accuracy_of_stage(
 
 
 def auto_accuracy_source(artifact: str | Path) -> Path | None:
-    """run.json of the run a stage artifact belongs to, or the manifest of its bundle."""
+    """run.json of the run a stage artifact (or run folder) belongs to, or its bundle's manifest."""
     p = Path(artifact)
     folder = p if p.is_dir() else p.parent
-    for cand in (folder / "manifest.json", folder.parent / "run.json"):
+    for cand in (folder / "manifest.json", folder / "run.json", folder.parent / "run.json"):
         if cand.is_file():
             return cand
     return None

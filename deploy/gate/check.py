@@ -21,7 +21,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from edgeslim.deploy.gate.bench import BenchOptions, fingerprint_mismatch, host_fingerprint
+from edgeslim.deploy.gate.bench import (
+    BenchOptions,
+    fingerprint_mismatch,
+    host_fingerprint,
+    one_line,
+    run_failure,
+)
 from edgeslim.deploy.gate.budget import BudgetResult
 from edgeslim.deploy.gate.stats import Comparison, compare_rounds, compare_samples
 from edgeslim.errors import InputError
@@ -64,7 +70,8 @@ class CheckOptions:
     min_time_s: float = 3.0
     max_time_s: float = 10.0
     round_ms: float = 25.0  # time per side per round; calls per round follow from it
-    look_every_s: float = 1.0  # how often the CI is recomputed after min_time_s
+    look_every_s: float = 1.0  # how often the CI is recomputed after min_time_s ...
+    look_growth: float = 0.25  # ... or after this share of the time spent, when that is longer
     bench: BenchOptions = field(default_factory=lambda: BenchOptions(warmup=10))
 
 
@@ -186,7 +193,7 @@ def adaptive(
             cmp = judge()
             if cmp.decided:
                 return cmp, "decided", looks, time.perf_counter() - start
-            next_look = elapsed + max(opts.look_every_s, 0.25 * elapsed)
+            next_look = elapsed + max(opts.look_every_s, opts.look_growth * elapsed)
     cmp = judge()
     return cmp, ("decided" if cmp.decided and n >= opts.min_rounds else stop), looks + 1, elapsed
 
@@ -203,18 +210,6 @@ class _Sides:
             return time_calls(self.fns[side], **kw)
         except Exception as exc:  # onnxruntime/OpenVINO raise their own types
             raise run_failure(self.names[side], exc) from exc
-
-
-def _one_line(exc: BaseException, limit: int = 300) -> str:
-    """The exception's text on one line, its middle cut when long (onnxruntime puts the source
-    location first and the useful sentence -- 'cannot be reshaped ... Input shape: ...' -- last)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else f"{text[:100]} ... {text[-(limit - 105):]}"
-
-
-def run_failure(what: str, exc: BaseException) -> InputError:
-    return InputError(f"{what} failed at run time ({type(exc).__name__}: {_one_line(exc)}); check "
-                      "that it runs on its own: edgeslim bench FILE")
 
 
 def interleave(
@@ -251,16 +246,6 @@ def interleave(
     return a_rounds, b_rounds, k, cmp, stop, looks
 
 
-def quiet_runtime_logs() -> None:
-    """onnxruntime logs a failing node to stderr itself; the check reports it in one line."""
-    import importlib.util
-
-    if importlib.util.find_spec("onnxruntime") is not None:
-        import onnxruntime
-
-        onnxruntime.set_default_logger_severity(4)  # fatal only
-
-
 def _open_side(what: str, spec: str | Path, b: BenchOptions) -> Any:
     from edgeslim.deploy.gate.artifact import open_artifact
 
@@ -269,7 +254,7 @@ def _open_side(what: str, spec: str | Path, b: BenchOptions) -> Any:
     except InputError as exc:
         raise InputError(f"{what}: {exc}") from exc
     except Exception as exc:  # a library that fails to open the file in its own way
-        raise InputError(f"{what} '{spec}' cannot be loaded ({type(exc).__name__}: {_one_line(exc)})") from exc
+        raise InputError(f"{what} '{spec}' cannot be loaded ({type(exc).__name__}: {one_line(exc)})") from exc
 
 
 def _settings(opts: CheckOptions, b: BenchOptions, art: Any) -> dict[str, Any]:

@@ -157,6 +157,9 @@ def main(args: argparse.Namespace) -> int:
                          "model name), or --host-key")
     opts = bench_options(args)
     save = _baseline_target(args, opts)
+    from edgeslim.deploy.gate.bench import quiet_runtime_logs
+
+    quiet_runtime_logs()
     check_out_file(args.json_out, "--json")
     check_out_file(save, "--save-baseline")
     if args.remote:

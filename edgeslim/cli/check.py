@@ -117,7 +117,7 @@ def _run(args: argparse.Namespace) -> Any:
         )
     bopts = bench_options(args)
     bopts.batches = bopts.batches[:1]
-    from edgeslim.deploy.gate.check import quiet_runtime_logs
+    from edgeslim.deploy.gate.bench import quiet_runtime_logs
 
     quiet_runtime_logs()
     opts = CheckOptions(
