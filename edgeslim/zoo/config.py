@@ -150,20 +150,37 @@ def load_zoo_file(path: str | Path) -> ZooFile:
     if not isinstance(raw, dict):
         raise RecipeError([f"{path}: a zoo file is a YAML mapping with 'models:' (a list of '- source: NAME') "
                            f"and optional default settings; got {type(raw).__name__}"])
-    if isinstance(raw.get("models"), list):  # `- timm:resnet18` is a common shorthand slip
-        for i, item in enumerate(raw["models"]):
-            if isinstance(item, str):
-                raise RecipeError([f"{path}: models.{i}: write '- source: {item}' (each entry is a mapping)"])
+    models = raw.get("models", [])
+    problems: list[str] = []
     try:
-        return ZooFile.model_validate(raw)
+        zoo = ZooFile.model_validate({**raw, "models": []})
     except ValidationError as exc:
-        raise RecipeError([f"{path}: {p}" for p in format_validation(exc, ZooFile)]) from None
+        problems += [f"{path}: {p}" for p in format_validation(exc, ZooFile)]
+        zoo = None
+    if not isinstance(models, list):
+        problems.append(f"{path}: models: must be a list of '- source: NAME' entries; given {type(models).__name__}")
+        models = []
+    entries: dict[int, ZooEntry] = {}
+    for i, item in enumerate(models):
+        if isinstance(item, str):  # `- timm:resnet18` is a common shorthand slip
+            problems.append(f"{path}: models.{i}: write '- source: {item}' (each entry is a mapping)")
+            continue
+        try:
+            entries[i] = ZooEntry.model_validate(item)
+        except ValidationError as exc:
+            problems += [f"{path}: models.{i}.{p}" for p in format_validation(exc, ZooEntry)]
+    if problems:  # with what can be checked of the valid entries, so that one run lists everything
+        raise RecipeError(problems + check_entries(list(entries.values()), str(path), list(entries)))
+    assert zoo is not None
+    zoo.models = list(entries.values())
+    return zoo
 
 
 def merged_settings(defaults: ZooSettings, entry: ZooEntry) -> ZooSettings:
     """The defaults with the entry's own (non-None) keys on top."""
     over = {k: v for k, v in entry.model_dump(exclude={"source", "name"}).items() if v is not None}
-    return ZooSettings.model_validate({**defaults.model_dump(), **over})
+    base = {k: getattr(defaults, k) for k in ZooSettings.model_fields}  # a ZooFile also has models:
+    return ZooSettings.model_validate({**base, **over})
 
 
 def torchvision_entries(max_params: float) -> list[ZooEntry]:
@@ -190,12 +207,14 @@ def timm_entries(pattern: str) -> list[ZooEntry]:
     return [ZooEntry(source=f"timm:{n}") for n in names]
 
 
-def check_entries(entries: list[ZooEntry], where: str) -> list[str]:
+def check_entries(entries: list[ZooEntry], where: str, indices: list[int] | None = None) -> list[str]:
     """Problems pydantic cannot see: unknown sources, missing files, duplicate names."""
     from edgeslim.models.source_registry import check_source
 
-    problems, seen, folders = [], {}, {}
-    for i, e in enumerate(entries):
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    folders: dict[str, str] = {}
+    for i, e in zip(indices or range(len(entries)), entries, strict=True):
         try:
             check_source(e.source)
         except InputError as exc:
