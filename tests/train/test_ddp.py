@@ -9,7 +9,7 @@ import torch
 
 
 @pytest.mark.slow
-def test_torchrun_two_ranks_identical_weights(write_recipe, tmp_path, python):
+def test_torchrun_two_ranks_identical_weights(write_recipe, tmp_path, python, wait_for):
     recipe = write_recipe(
         stages=[
             {
@@ -38,7 +38,7 @@ def test_torchrun_two_ranks_identical_weights(write_recipe, tmp_path, python):
         ],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=wait_for.cap_s,  # a hang cap, not a speed assumption
     )
     assert out.returncode == 0, out.stderr[-2000:]
     from edgeslim.models.serialize import load_model
@@ -54,4 +54,5 @@ def test_torchrun_two_ranks_identical_weights(write_recipe, tmp_path, python):
     m = json.loads((run / "run.json").read_text())["stages"][0]["metrics"]
     assert m["epochs_run"] == 3
     hist = json.loads((run / "00-finetune" / "fit.json").read_text())["history"]
-    assert hist[-1]["train_loss"] < hist[0]["train_loss"], "DDP training did not learn"
+    # measured 1.39 -> 1.17 over the 3 epochs (0.22; kernel noise in a loss is ~1e-6)
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"] - 0.05, "DDP training did not learn"
