@@ -41,18 +41,29 @@ def onnx_files(tmp_path_factory):
     import torch
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
 
+    from edgeslim.data import build_data
     from edgeslim.models.registry import create_model
     from edgeslim.onnxio.export import export_onnx
+    from edgeslim.recipe import DataSpec
+    from edgeslim.train.config import TrainConfig
+    from edgeslim.train.engine import fit
 
     d = tmp_path_factory.mktemp("trt")
     torch.manual_seed(0)
-    model = create_model("tinycnn", num_classes=4, width=8, depth=2).eval()
+    # A trained model on real images (digits 0-3), so INT8/FP16 agreement is judged on confident
+    # predictions: an untrained net on noise has near-tied logits that any kernel can flip.
+    data = build_data(DataSpec(source="digits", image_size=16, classes=["0", "1", "2", "3"]), 0)
+    model = create_model("tinycnn", num_classes=4, width=8, depth=2)
+    fit(model, data, TrainConfig(epochs=3, batch_size=16, optimizer={"lr": 0.01}, tensorboard=False,
+                                 eval_test=False))
+    model.eval()
     fp32 = export_onnx(model, (3, 16, 16), d / "fp32.onnx", 17, exporter="torchscript").path
-    x = np.random.default_rng(0).standard_normal((8, 3, 16, 16)).astype(np.float32)
+    calib = data.dataset("train").tensors()[0][:32].numpy()
+    x = data.dataset("test").tensors()[0][:64].numpy()  # 64 test images
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.it = iter([{"input": x[i : i + 1]} for i in range(len(x))])
+            self.it = iter([{"input": calib[i : i + 1]} for i in range(len(calib))])
 
         def get_next(self):
             return next(self.it, None)
@@ -142,19 +153,22 @@ def test_engine_build_run_and_parity(onnx_files, tmp_path, precision):
     )
     assert (tmp_path / "m.engine.json").is_file() and (tmp_path / "timing.cache").stat().st_size > 0
     eng = open_backend(tmp_path / "m.engine")
-    assert eng.run(x[:3]).shape == (3, 4) and eng.run(x).shape == (
+    assert eng.run(x[:3]).shape == (3, 4) and eng.run(x[:8]).shape == (
         8,
         4,
     )  # dynamic batch within the profile
     ref = open_backend(model, "torch", input_shape=(3, 16, 16))
     if precision == "fp32":
-        assert fp32_parity(ref, eng, x, ParityConfig(rtol=1e-3, atol=1e-3)).passed
+        assert fp32_parity(ref, eng, x, ParityConfig(rtol=1e-3, atol=1e-3, batch_size=8)).passed
     else:
         y = ref.run(x).argmax(1)  # agreement with the float parent, as the gate measures it
+        # The same INT8 model in onnxruntime on the CPU agrees on 64/64 images with the trained
+        # parent (FP16 error is ~1e-4 of the logits); 0.9 allows 6 images to flip.
         rep = quant_parity(
-            ref, eng, x, y, ParityConfig(quant_min_agreement=0.75, quant_max_accuracy_drop=0.25)
+            ref, eng, x, y,
+            ParityConfig(quant_min_agreement=0.9, quant_max_accuracy_drop=0.1, batch_size=8),
         )
-        assert rep.metrics["top1_agreement"] >= 0.75, rep.summary()
+        assert rep.metrics["top1_agreement"] >= 0.9, rep.summary()
 
 
 def test_run_calibration_set_is_found_and_hash_checked(tmp_path):
