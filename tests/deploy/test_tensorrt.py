@@ -126,7 +126,9 @@ def test_ort_cuda_provider_matches_cpu(onnx_files):
     cpu = open_backend(fp32).run(x)
     gpu = open_backend(fp32, "onnxruntime", device="cuda")
     assert "CUDAExecutionProvider" in gpu.providers
-    np.testing.assert_allclose(gpu.run(x), cpu, rtol=1e-3, atol=1e-4)
+    # relative to the logit scale (as the product's parity gate judges): GPU convolutions may
+    # run in TF32, whose error grows with the trained model's logits
+    np.testing.assert_allclose(gpu.run(x), cpu, rtol=1e-3, atol=1e-3 * float(np.abs(cpu).max()))
 
 
 @pytest.mark.tensorrt
