@@ -154,8 +154,10 @@ def test_remote_bench_matches_local_bench(cli, sshd, bundles, odd_python, tmp_pa
     assert r["schema"] == loc["schema"] == "edgeslim.bench/1"
     assert r["settings"]["remote"] == f"{sshd['target']}" and r["host"]["cpu"] == loc["host"]["cpu"]
     assert len(r["samples_ms"]) == r["iters"] >= 50
-    # same machine, same model, same timing code: medians agree within noise on a busy machine
-    assert 0.5 < r["median_ms"] / loc["median_ms"] < 2.0
+    # Same machine, model and timing code, but measured one after the other: on a shared CI
+    # machine the load can change between the two by 2x, so only the order of magnitude is
+    # asserted (a unit or model mix-up is 10x-1000x off).
+    assert 0.2 < r["median_ms"] / loc["median_ms"] < 5.0
     assert "median" in out
 
 
