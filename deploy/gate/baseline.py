@@ -4,7 +4,8 @@ A stored baseline is an ``edgeslim bench --json`` result (schema ``edgeslim.benc
 ``samples_ms`` and the host fingerprint. Latencies from different machines cannot be compared,
 so baselines are kept per host and per branch::
 
-    .edgeslim/baselines/<host key>/<branch>.json
+    .edgeslim/baselines/<host key>/<branch>.json   the bench result (samples, host, settings)
+    .edgeslim/baselines/models/<branch>.onnx       the model it measured (any host can rerun it)
 
 ``host_key`` is readable (machine, CPU model, core count) plus a hash of every fingerprint
 field that ``check`` compares (CPU, cores, machine, GPU, GPU driver) and the runtime versions,
@@ -55,6 +56,37 @@ def branch_file(branch: str) -> str:
 def baseline_path(branch: str, root: str | Path = BASELINE_DIR, key: str | None = None) -> Path:
     """Where this host's baseline of ``branch`` lives under ``root``."""
     return Path(root) / (key or host_key()) / branch_file(branch)
+
+
+def model_path(branch: str, suffix: str, root: str | Path = BASELINE_DIR) -> Path:
+    """Where the model of ``branch``'s baseline is kept: ``<root>/models/<branch><suffix>``
+    (one per branch, for every host: a PR job on another CPU compares it side by side)."""
+    return Path(root) / "models" / (branch_file(branch)[: -len(".json")] + suffix)
+
+
+def save_model(artifact: str | Path, branch: str, root: str | Path = BASELINE_DIR) -> Path | None:
+    """Copy a benched model file (an OpenVINO .xml with its .bin) beside the baselines,
+    atomically; None for what is not a file (a registry name)."""
+    import shutil
+
+    from edgeslim.deploy.gate.artifact import resolve_artifact
+    from edgeslim.fsutil import atomic_write_bytes
+
+    src = resolve_artifact(artifact)
+    if isinstance(src, str):
+        return None
+    dest = model_path(branch, src.suffix, root)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    pairs = [(src, dest)] + ([(src.with_suffix(".bin"), dest.with_suffix(".bin"))]
+                             if src.suffix == ".xml" and src.with_suffix(".bin").is_file() else [])
+    for a, b in reversed(pairs):  # the .bin first: a reader never sees an .xml without it
+        if a.stat().st_size <= 1 << 30:
+            atomic_write_bytes(b, a.read_bytes())
+        else:  # very large files: copy then rename in place
+            tmp = b.with_name(f".{b.name}.tmp")
+            shutil.copyfile(a, tmp)
+            tmp.replace(b)
+    return dest
 
 
 def _number_problem(v: Any) -> str | None:

@@ -171,8 +171,14 @@ def main(args: argparse.Namespace) -> int:
         result = run_benchmark(args.artifact, opts)
     if args.json_out:
         write_out(atomic_write_json, args.json_out, result)
+    saved_model = None
     if save:
+        from edgeslim.deploy.gate.baseline import save_model
+
         write_out(atomic_write_json, save, result)
+        # the model beside it (models/<branch>.onnx), so a host without a baseline can compare
+        saved_model = write_out(lambda _path, _obj: save_model(args.artifact, args.save_baseline,
+                                                               args.baseline_dir), save, None)
     if args.quiet:
         print(f"{result['median_ms']:.4f}")
     else:
@@ -180,7 +186,7 @@ def main(args: argparse.Namespace) -> int:
         if args.json_out:
             print(f"result: {args.json_out}")
         if save:
-            print(f"baseline: {save}")
+            print(f"baseline: {save}" + (f"\nmodel:    {saved_model}" if saved_model else ""))
     return 0
 
 
@@ -224,12 +230,12 @@ def check_out_file(path: str | None, flag: str) -> None:
         ) from exc
 
 
-def write_out(writer: Any, path: str, obj: Any) -> None:
+def write_out(writer: Any, path: str, obj: Any) -> Any:
     """``writer(path, obj)`` with a full disk or a vanished folder as a one-line error."""
     from edgeslim.deploy.bundle.outpath import os_error_message
     from edgeslim.errors import InputError
 
     try:
-        writer(path, obj)
+        return writer(path, obj)
     except OSError as exc:
         raise InputError(os_error_message(exc, f"writing '{path}'")) from exc
