@@ -55,6 +55,11 @@ def _lock(out: Path) -> Any:
 def run_sweep(tasks: list[dict[str, Any]], opts: SweepOptions) -> dict[str, Any]:
     """Compute the rows of ``tasks`` that ``opts.out`` does not hold yet; write the matrix."""
     out = Path(opts.out)
+    if opts.ray:  # before anything is written: a bad address or a missing ray is bad input
+        from edgeslim.errors import require
+
+        require("ray", "ray")
+        _probe(opts.ray)
     ensure_writable_dir(out)
     lock = _lock(out)
     t0 = time.monotonic()
@@ -96,7 +101,7 @@ def run_sweep(tasks: list[dict[str, Any]], opts: SweepOptions) -> dict[str, Any]
 
 def _run_local(todo: list[dict[str, Any]], out: Path, opts: SweepOptions, on_row: OnRow) -> None:
     pool = ThreadPoolExecutor(max_workers=max(1, opts.workers), thread_name_prefix="zoo")
-    futs = {pool.submit(run_task, t, str(out), _memory(t)): t for t in todo}
+    futs = {pool.submit(run_task, t, str(out.resolve()), _memory(t)): t for t in todo}
     try:
         for f in as_completed(futs):
             t = futs[f]
@@ -135,7 +140,9 @@ def _run_ray(todo: list[dict[str, Any]], out: Path, opts: SweepOptions, on_row: 
                          "start one (ray start --head) and give --ray HOST:PORT, or --ray auto on one of its "
                          "nodes") from None
     remote = ray.remote(max_retries=0)(run_task)
-    refs = {remote.options(num_cpus=t["settings"]["threads"]).remote(t, str(out), _memory(t)): t for t in todo}
+    # an absolute DIR: Ray workers run elsewhere (another cwd; on other nodes, a shared file system)
+    where = str(out.resolve())
+    refs = {remote.options(num_cpus=t["settings"]["threads"]).remote(t, where, _memory(t)): t for t in todo}
     try:
         while refs:
             done, _ = ray.wait(list(refs), num_returns=1)
@@ -150,6 +157,22 @@ def _run_ray(todo: list[dict[str, Any]], out: Path, opts: SweepOptions, on_row: 
         for ref in refs:
             ray.cancel(ref, force=True)
         ray.shutdown()
+
+
+def _probe(address: str) -> None:
+    """A HOST:PORT nobody listens on is refused at once (Ray itself retries for minutes)."""
+    import re
+    import socket
+
+    m = re.fullmatch(r"(?:ray://)?\[?([^\]]+?)\]?:(\d+)", address.strip())
+    if not m:
+        return  # "auto" or another form Ray resolves itself
+    try:
+        socket.create_connection((m[1], int(m[2])), timeout=10).close()
+    except OSError as exc:
+        raise InputError(f"cannot connect to the Ray cluster at '{address}': nothing answers on "
+                         f"{m[1]}:{m[2]} ({exc.strerror or exc}); start one (ray start --head --port "
+                         f"{m[2]}) or give its address (ray status prints it)") from None
 
 
 class Progress:
