@@ -290,3 +290,29 @@ def select(
             f"self-compare {sc['ratio']:.3f} (two sessions of {sc['candidate']}): the machine was noisy, "
             "latency differences under that are not resolved")
     return res
+
+
+def choice_markdown(choice: dict[str, Any], title: str = "quantize") -> list[str]:
+    """report.md lines for a recorded choice: every candidate, its figures and why it was kept or not."""
+    cpu, timing, sc = choice.get("cpu") or {}, choice.get("timing") or {}, choice.get("self_compare") or {}
+    flags = ", ".join(f for f in ("avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8") if cpu.get(f)) or "none"
+    lines = [f"## {title}: precision {choice.get('mode', 'auto')}, backend x precision", "",
+             f"CPU {cpu.get('model') or '?'} (INT8/BF16 flags: {flags}); batch 1, {timing.get('threads', '?')} "
+             f"thread(s), {timing.get('rounds', '?')} interleaved rounds x {timing.get('calls_per_round', '?')} calls; "
+             f"accuracy: val top-1 in each candidate's runtime vs the float ONNX in onnxruntime "
+             f"({choice.get('reference_val_top1')}), budget {choice.get('budget_points')} points.", "",
+             "| candidate | val top-1 | drop (points) | latency ms (median) | 95% CI | IQR | kept | why |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in choice.get("candidates", []):
+        if r.get("skipped"):
+            lines.append(f"| {r['candidate']} | - | - | - | - | - | no | {r.get('why', r['skipped'])} |")
+            continue
+        ci, iqr = r.get("latency_ci95_ms") or ["?", "?"], r.get("latency_iqr_ms") or ["?", "?"]
+        lines.append(f"| {r['candidate']} | {r['val_top1']:.4f} | {r.get('drop_points', 0):.2f} | "
+                     f"{r['latency_ms']:.3f} | {ci[0]}-{ci[1]} | {iqr[0]}-{iqr[1]} | "
+                     f"{'**yes**' if r.get('kept') else 'no'} | {r.get('why', '')} |")
+    lines += ["", f"Chosen: **{choice.get('chosen_candidate')}** -- {choice.get('reason')}."]
+    if sc:
+        lines.append(f"Self-compare (two sessions of {sc.get('candidate')}): {sc.get('ratio')}.")
+    lines += [f"Note: {n}" for n in [choice.get("note"), choice.get("warning"), *choice.get("notes", [])] if n]
+    return lines + [""]

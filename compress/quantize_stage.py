@@ -10,6 +10,7 @@ import numpy as np
 
 from edgeslim.compress import precision_auto as PA
 from edgeslim.compress import quantize as Q
+from edgeslim.fsutil import atomic_write_text
 from edgeslim.runtime.providers import GPU_PROVIDERS, preset_of
 
 if TYPE_CHECKING:
@@ -183,6 +184,8 @@ def quantize_model(
     for note in [choice.get("note"), *choice.get("notes", [])]:
         if note:
             ctx.log(f"precision auto: {note}")
+    atomic_write_text(ctx.workdir / "precision_choice.md", "\n".join(PA.choice_markdown(choice)))
+    metrics["precision_choice_file"] = "precision_choice.md"
     out = ctx.workdir / "model.onnx"
     _ship(cands[PA.artifact_key(choice["chosen"])], out, hint)
     shutil.rmtree(work)  # candidates are measured and recorded; only the chosen one ships

@@ -76,6 +76,10 @@ def test_auto_keeps_the_fastest_candidate_within_the_budget():
     hint = PA.runtime_hint(res)
     assert hint["backend"] == "openvino" and hint["precision"] == "bf16"
     assert hint["measured"] == ["onnxruntime", "openvino"]
+    table = PA.choice_markdown(res)  # what report.md / the stage's precision_choice.md show
+    assert sum(line.startswith(f"| {k} |") for k in FIGURES for line in table) == len(FIGURES)
+    assert sum("**yes**" in line for line in table) == 1 and "| openvino/bf16 |" in next(
+        line for line in table if "**yes**" in line)
 
 
 def test_restricted_to_onnxruntime_the_same_measurements_pick_its_fastest():
@@ -186,3 +190,5 @@ def test_the_quantize_stage_records_every_candidate_in_run_json(write_recipe, cl
     assert meta["edgeslim.runtime"] == m["runtime"] and m["runtime"]["backend"] == m["backend"]
     assert m["evaluated_on"] == m["latency_backend"] == m["backend"]
     assert run["stages"][0]["metrics"]["latency_backend"] == "torch"
+    table = (tmp_path / "runs" / "t" / "01-quantize" / m["precision_choice_file"]).read_text()
+    assert all(f"| {k} |" in table for k in rows)
