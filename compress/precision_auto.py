@@ -105,7 +105,7 @@ def _row(cand: Candidate, path: Path | None) -> dict[str, Any]:
     row: dict[str, Any] = {"candidate": cand.key, "backend": cand.backend, "precision": cand.precision,
                            "device": cand.device}
     if path is not None:
-        row.update(artifact=path.name, size_bytes=path.stat().st_size)
+        row.update(artifact=path.name, size_bytes=path.stat().st_size if path.is_file() else None)
     if cand.skipped:
         row["skipped"] = cand.skipped
     return row
@@ -122,25 +122,23 @@ def measure_candidates(
     """
     from edgeslim.runtime.timing import interleaved_rounds, make_input
 
-    opened = {c.key: open_candidate(c, artifact_of(c, files), threads, providers) for c in cands}  # type: ignore[arg-type]
     rows = {c.key: _row(c, artifact_of(c, files)) for c in cands}
-    for c in cands:
-        rows[c.key]["val_top1"] = round(val_top1(opened[c.key], data), 4)
-        rows[c.key]["runtime"] = opened[c.key].describe()
-        if log:
-            log(f"precision auto: {c.key} val top-1 {rows[c.key]['val_top1']:.4f}")
+    opened = _open_and_evaluate(cands, files, data, threads, providers, rows, log)
     ref_key = "onnxruntime/fp32"
-    ref = rows[ref_key]["val_top1"] if ref_key in rows else round(
+    ref = rows[ref_key]["val_top1"] if ref_key in opened else round(
         val_top1(open_candidate(_ort_fp32(), files["fp32"], threads), data), 4)
-    first = cands[0]
+    timed = [c for c in cands if c.key in opened]
+    if not timed:
+        return {"rows": list(rows.values()), "reference": {"candidate": ref_key, "val_top1": ref}}
+    first = timed[0]
     opened[first.key + SELF_SUFFIX] = open_candidate(first, artifact_of(first, files), threads, providers)  # type: ignore[arg-type]
     x = make_input(tuple(data.input_shape), 1)
     fns = {k: (lambda b=b: b.run(x)) for k, b in opened.items()}
     n_rounds = len(fns) * max(1, math.ceil(MIN_ROUNDS / len(fns)))
     calls = max(2, math.ceil(iters / n_rounds))
     per = interleaved_rounds(fns, rounds=n_rounds, calls=calls, warmup=5)
-    for k in rows:
-        rows[k].update(latency_stats(per[k]))
+    for c in timed:
+        rows[c.key].update(latency_stats(per[c.key]))
     return {
         "rows": list(rows.values()),
         "reference": {"candidate": ref_key, "artifact": files["fp32"].name, "val_top1": ref,
@@ -149,6 +147,29 @@ def measure_candidates(
         "timing": {"batch": 1, "threads": threads or "default", "rounds": n_rounds, "calls_per_round": calls,
                    "interleaved": True, "onnxruntime_spinning": False, "openvino_pinning": True},
     }
+
+
+def _open_and_evaluate(cands: list[Candidate], files: dict[str, Path], data: DataBundle, threads: int | None,
+                       providers: list[str] | None, rows: dict[str, dict[str, Any]],
+                       log: Callable[[str], None] | None) -> dict[str, Any]:
+    """Open each candidate and take its val top-1 there; one that its runtime cannot compile or
+    run (an operator OpenVINO lacks, ...) is recorded as skipped with the reason, not fatal."""
+    from edgeslim.errors import EdgeslimError
+
+    opened: dict[str, Any] = {}
+    for c in cands:
+        try:
+            backend = open_candidate(c, artifact_of(c, files), threads, providers)  # type: ignore[arg-type]
+            rows[c.key]["val_top1"] = round(val_top1(backend, data), 4)
+        except (EdgeslimError, RuntimeError) as exc:  # RuntimeError: what OpenVINO/onnxruntime raise at run time
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            rows[c.key]["skipped"] = f"{c.backend} could not run it: {first}"
+            continue
+        rows[c.key]["runtime"] = backend.describe()
+        opened[c.key] = backend
+        if log:
+            log(f"precision auto: {c.key} val top-1 {rows[c.key]['val_top1']:.4f}")
+    return opened
 
 
 def _ort_fp32() -> Candidate:

@@ -129,6 +129,35 @@ def test_an_absent_openvino_is_recorded_and_onnxruntime_still_chooses():
     assert PA.runtime_hint(res)["measured"] == ["onnxruntime"]  # deploy then keeps the target's order
 
 
+def test_a_candidate_its_runtime_cannot_open_is_recorded_and_the_rest_are_measured(tmp_path, tiny_data):
+    """Real sessions on a 16 px net; the int8 file is missing on purpose (a runtime failing to
+    open a candidate must cost that candidate, not the stage)."""
+    import torch
+
+    from edgeslim.onnxio.export import export_onnx
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(8, 4)).eval()
+    files = {"fp32": export_onnx(net, (3, 16, 16), tmp_path / "float.onnx").path, "int8": tmp_path / "int8.onnx"}
+    cands = [Candidate("onnxruntime", "fp32"), Candidate("onnxruntime", "int8")]
+    res = PA.select(cands, files, tiny_data, 1.0, threads=1, iters=4)
+    rows = {r["candidate"]: r for r in res["candidates"]}
+    assert rows["onnxruntime/int8"]["skipped"].startswith("onnxruntime could not run it: ")
+    assert "int8.onnx" in rows["onnxruntime/int8"]["skipped"] and not rows["onnxruntime/int8"]["kept"]
+    assert res["chosen_candidate"] == "onnxruntime/fp32" and rows["onnxruntime/fp32"]["latency_calls"] >= 4
+    assert res["self_compare"]["candidate"] == "onnxruntime/fp32" and res["timing"]["interleaved"]
+
+
+def test_gpu_candidates_are_skipped_with_the_reason_where_no_gpu_provider_runs():
+    no_gpu = precision_candidates(device="cuda", wanted=("fp32", "fp16", "int8"), backends=("onnxruntime",),
+                                  available=BOTH, device_missing=lambda b, d: f"no {d} provider in this build")
+    assert [c.skipped for c in no_gpu] == ["no cuda provider in this build"] * 3
+    gpu = precision_candidates(device="cuda", wanted=("fp16",), backends=("onnxruntime", "openvino"),
+                               available=BOTH, device_missing=lambda b, d: None)
+    assert gpu[0].skipped is None and gpu[0].key == "onnxruntime/fp16@cuda"
+    assert not gpu[1].applicable  # OpenVINO is a CPU runtime here: no candidate on the GPU
+
+
 def test_jetson_targets_get_no_openvino_candidates_and_x86_gets_both():
     jetson = get_profile("jetson-orin-nano")
     cfg = QuantizeConfig(target="jetson-orin-nano", precision="auto")
