@@ -19,6 +19,7 @@ demo: setup
 
 test: setup
 	bash scripts/ensure-sshd.sh || true
+	bash scripts/ensure-postgres.sh || true
 	$(PY) -m pytest -q
 
 test-fast: setup

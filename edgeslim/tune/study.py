@@ -71,6 +71,12 @@ def grid_space(spec: SearchSpec) -> dict[str, list[Any]]:
     return out
 
 
+def _grid_size(spec: SearchSpec) -> int:
+    import math
+
+    return math.prod(len(v) for v in grid_space(spec).values())
+
+
 def suggest(trial: Any, name: str, p: ParamSpec) -> Any:
     if p.type == "categorical":
         return trial.suggest_categorical(name, p.choices)
@@ -270,9 +276,8 @@ def tune(
     tune_dir.mkdir(parents=True, exist_ok=True)
     url = spec.storage or default_storage(tune_dir)
     max_epochs = int(getattr(getattr(recipe.stages[idx], "train", None), "epochs", 1) or 1)
-    study = open_study(
-        optuna, spec, name, url, spec.seed if spec.seed is not None else recipe.run.seed, max_epochs
-    )
+    seed = spec.seed if spec.seed is not None else recipe.run.seed
+    study = open_study(optuna, spec, name, url, seed, max_epochs)
     done = finished(study)
     todo = max(spec.trials - done, 0)
     reporter.log(f"study '{name}' in {url}: {done} finished trial(s); running {todo} more")
@@ -284,5 +289,11 @@ def tune(
             def after(study: Any, trial: Any) -> None:
                 advance(1, info=f"#{trial.number} {trial.state.name.lower()} {trial.value}")
 
-            study.optimize(runner, n_trials=todo, catch=(EdgeslimError,), callbacks=[after])
+            # several workers may share the study: stop together at its total (workers.py)
+            from edgeslim.tune.workers import optimize_shared
+
+            grid = spec.sampler == "grid"
+            total = min(spec.trials, _grid_size(spec)) if grid else spec.trials
+            reseed = None if grid else (lambda number: make_sampler(optuna, spec, seed, number))
+            optimize_shared(study, runner, total, 2 * todo, (EdgeslimError,), [after], reseed, reporter.log)
     return write_outputs(study, raw, idx, spec, tune_dir, url, reporter)
