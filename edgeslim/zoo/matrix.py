@@ -73,7 +73,7 @@ def _fmt(v: Any, kind: str = "") -> str:
     if v is None or v == "":
         return ""
     if kind == "mb":
-        return f"{v / 2**20:.2f}"
+        return f"{v / 2**20:.3g}"
     if isinstance(v, float):
         return f"{v:.3g}" if kind != "ms" else f"{v:.3f}"
     return str(v)
