@@ -2,9 +2,9 @@
 
 Baseline (A) and candidate (B) run in the same process, in interleaved rounds (A B, then B A,
 ...), so load from other jobs hits both alike and cancels out of the ratio of medians. Rounds
-go on until the confidence interval of the ratio lies entirely on one side of
-``T = 1 + max_slowdown`` (``pass`` below, ``regression`` above) or the time cap is reached
-(``inconclusive``: the CI still straddles T). Hard budgets (latency per device profile, size,
+go on until the confidence interval of the ratio, taken twice as wide (``stats.MARGIN``), lies
+entirely on one side of ``T = 1 + max_slowdown`` (``pass`` below, ``regression`` above) or the
+time cap is reached (``inconclusive``: it still straddles T). Hard budgets (latency per device profile, size,
 MACs, accuracy) are checked too. A stored-baseline mode compares with a saved
 ``edgeslim bench --json`` result, and refuses when the host fingerprint differs.
 

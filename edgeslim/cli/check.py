@@ -13,8 +13,9 @@ EPILOG = """examples:
   edgeslim check cand.onnx --baseline-json .edgeslim/baselines/$(edgeslim bench --host-key)/main.json
   edgeslim check base_bundle/ cand_bundle/ --remote pi@raspberrypi.local
 verdicts and exit codes:
-  0 pass            the whole CI of the ratio of medians is at or below 1 + max-slowdown
-  1 regression      the whole CI is above it (or: budget-exceeded, a --budget limit failed)
+  0 pass            the CI of the ratio of medians, taken twice as wide, is at or below
+                    1 + max-slowdown
+  1 regression      that interval is above it (or: budget-exceeded, a --budget limit failed)
   2 error           bad input, a model that fails to load or run; reports are still written
   4 inconclusive    the CI still straddles the threshold when --max-time runs out
   (3 is never used by check: it means a tampered bundle elsewhere in edgeslim)

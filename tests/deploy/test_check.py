@@ -52,7 +52,7 @@ def test_decision_rule_on_synthetic_rounds():
     assert compare_rounds(*_rounds(rng, 1.15)).verdict == "regression"
     same = compare_rounds(*_rounds(rng, 1.0))
     assert same.verdict == "pass" and same.detail == "no significant change"
-    small = compare_rounds(*_rounds(rng, 1.03))
+    small = compare_rounds(*_rounds(rng, 1.02, n=120))  # enough rounds to pin +2% down
     assert small.ci_low > 1.0 and small.verdict == "pass" and small.detail == "slower-within-tolerance"
     big = compare_rounds(*_rounds(rng, 1.15), max_slowdown=0.30)
     assert big.verdict == "pass" and big.ratio == pytest.approx(1.15, rel=0.03)

@@ -14,28 +14,33 @@ from edgeslim.deploy.gate.stats import compare_rounds, compare_samples, verdict
 
 
 @pytest.mark.parametrize(
-    "ratio, lo, hi, expected",
+    "ratio, lo, hi, slowdown, expected",
     [
-        (1.10, 1.07, 1.13, "regression"),  # whole CI above 1.05
-        (1.00, 0.98, 1.02, "pass"),  # whole CI at or below 1.05
-        (1.04, 1.03, 1.05, "pass"),  # the upper end exactly at the threshold still passes
-        (1.07, 1.05, 1.09, "inconclusive"),  # the lower end exactly at it is not "above"
-        (1.05, 1.03, 1.07, "inconclusive"),  # straddles
-        (1.06, 1.02, 1.10, "inconclusive"),  # ratio above the threshold, CI not: no failure
-        (0.83, 0.54, 1.01, "inconclusive"),  # below, but +-28% wide: too noisy to pass
-        (1.50, 1.20, 1.90, "inconclusive"),  # above, but +-23% wide: too noisy to fail
-        (1.00, 0.0, math.inf, "inconclusive"),  # no interval at all
-        (1.00, float("nan"), 1.0, "inconclusive"),
+        (1.16, 1.15, 1.17, 0.05, "regression"),  # whole CI (even doubled) above 1.05
+        (1.00, 0.98, 1.02, 0.05, "pass"),  # whole CI (even doubled) at or below 1.05
+        (0.75, 0.5, 1.0, 0.25, "pass"),  # doubled: [0.25, 1.25]; its upper end at T still passes
+        (1.75, 1.5, 2.0, 0.25, "inconclusive"),  # doubled: [1.25, 2.25]; lower end at T is not above
+        (1.05, 1.03, 1.07, 0.05, "inconclusive"),  # straddles
+        (1.06, 1.02, 1.10, 0.05, "inconclusive"),  # ratio above the threshold, CI not: no failure
+        (0.83, 0.54, 1.01, 0.05, "inconclusive"),  # below, but so wide that doubled it reaches 1.25
+        (1.10, 1.06, 1.14, 0.05, "inconclusive"),  # above, but doubled [1.02, 1.18] is not
+        (4.95, 3.275, 7.454, 0.05, "regression"),  # wide, but far above: doubled still > 1.18
+        (1.00, 0.0, math.inf, 0.05, "inconclusive"),  # no interval at all
+        (1.00, float("nan"), 1.0, 0.05, "inconclusive"),
     ],
 )
-def test_verdict_is_where_the_ci_lies_against_the_threshold(ratio, lo, hi, expected):
-    assert verdict(ratio, lo, hi, 0.05) == expected
+def test_verdict_is_where_the_doubled_ci_lies_against_the_threshold(ratio, lo, hi, slowdown, expected):
+    assert verdict(ratio, lo, hi, slowdown) == expected
 
 
-def test_tolerance_sets_the_width_a_ci_must_reach():
-    # +-10% decides nothing at a 5% tolerance, but is precise enough at 20%
-    assert verdict(1.5, 1.35, 1.65, 0.05) == "inconclusive"
-    assert verdict(1.5, 1.35, 1.65, 0.20) == "regression"
+def test_a_ci_that_clears_the_threshold_only_at_face_value_decides_nothing():
+    from edgeslim.deploy.gate.stats import describe
+
+    assert verdict(1.10, 1.06, 1.14, 0.05) == "inconclusive"
+    assert "too wide to be sure" in describe(1.10, 1.06, 1.14, 0.05)
+    assert verdict(1.10, 1.06, 1.14, 0.01) == "regression"  # far enough from a 1% tolerance
+    c = compare_samples([1.0] * 50, [2.0] * 50)  # no spread at all: a zero-width CI decides
+    assert (c.ci_low, c.ci_high, c.verdict) == (2.0, 2.0, "regression")
 
 
 def _rounds(seed: int, shift: float, n: int = 40, k: int = 8):
