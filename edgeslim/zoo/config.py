@@ -214,11 +214,16 @@ def check_entries(entries: list[ZooEntry], where: str, indices: list[int] | None
     problems: list[str] = []
     seen: dict[str, int] = {}
     folders: dict[str, str] = {}
+    timm_names = _timm_names() if any(e.source.startswith("timm:") for e in entries) else None
     for i, e in zip(indices or range(len(entries)), entries, strict=True):
         try:
             check_source(e.source)
         except InputError as exc:
             problems.append(f"{where}: models.{i}.source: {exc}")
+        arch = e.source[5:] if e.source.startswith("timm:") else None
+        if arch and timm_names is not None and arch not in timm_names:
+            problems.append(f"{where}: models.{i}.source: unknown timm model '{arch}'"
+                            f"{did_you_mean(arch, timm_names)} (the installed timm's list_models())")
         for key in ("checkpoint", "calibration"):
             val = getattr(e, key)
             if val and not Path(val).exists():
@@ -234,3 +239,11 @@ def check_entries(entries: list[ZooEntry], where: str, indices: list[int] | None
                             f"'{folder}'; give one a distinct 'name:'")
         folders.setdefault(folder, name)
     return problems
+
+
+def _timm_names() -> set[str] | None:
+    try:
+        import timm
+    except ImportError:
+        return None  # building the model reports the missing package with its pip line
+    return set(timm.list_models())

@@ -30,6 +30,7 @@ def _bad(cli, tmp_path, text: str, *extra: str) -> str:
     ("models:\n  - timm:resnet18d\n", "write '- source: timm:resnet18d'"),
     ("models:\n  - source: tinycnnn\n", "did you mean 'tinycnn'"),
     ("models:\n  - source: timn:resnet18\n", "unknown model source 'timn' (did you mean 'timm'?)"),
+    ("models:\n  - source: timm:resnet18dd\n", "unknown timm model 'resnet18dd' (did you mean 'resnet18d'"),
     ("models:\n  - source: nope.py:Net\n", "does not exist"),
     ("models:\n  - source: tinycnn\n  - source: tinycnn\n", "listed twice"),
     ("backends: [onnxrt]\nmodels:\n  - source: tinycnn\n", "unknown backend 'onnxrt' (did you mean 'onnxruntime'?)"),
@@ -120,3 +121,20 @@ def test_zoo_file_defaults_validate_like_entries(tmp_path):
                                 backends=["onnxruntime"]))
     assert z.models[0].precisions == ["fp32"] and z.input_size == 32
     assert yaml.safe_load((tmp_path / "z.yaml").read_text())["models"][0]["source"] == "tinycnn"
+
+
+def test_shipped_zoo_files_plan(monkeypatch):
+    # the benchmark's zoo files validate: every timm name exists in the installed timm, the
+    # torchvision defaults take the --torchvision shortcut, the smoke's user file is found
+    from edgeslim.zoo.config import load_zoo_file, torchvision_entries
+    from edgeslim.zoo.plan import make_tasks
+
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(root)
+    zoos = root / "benchmarks" / "zoos"
+    timm100 = load_zoo_file(zoos / "timm100.yaml")
+    assert len(make_tasks(timm100, timm100.models, "timm100.yaml")) == 100
+    tv = load_zoo_file(zoos / "torchvision.yaml")
+    assert len(make_tasks(tv, torchvision_entries(150e6), "torchvision.yaml")) == 75
+    smoke = load_zoo_file(zoos / "smoke.yaml")
+    assert [t["name"] for t in make_tasks(smoke, smoke.models, "smoke.yaml")][-1] == "smoke_nets.py:TwoBranch"
