@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html.parser
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,35 @@ def test_quiet_prints_only_the_summary(tmp_path, wait_for):
     row = by_model(tmp_path / "out")["tinycnn"]
     assert [s["name"] for s in row["steps"]] == ["build", "export", "checker", "fp32_parity",
                                                  "latency:onnxruntime/fp32", "sizes"]
+
+
+def test_every_source_form(tmp_path, wait_for):
+    # frozen graphs (ONNX, TorchScript, ExportedProgram), a saved edgeslim model and a module's class
+    import torch
+
+    from edgeslim.models.factory import model_from_spec
+    from edgeslim.models.serialize import save_model
+    from edgeslim.onnxio.export import export_onnx
+    from edgeslim.recipe import ModelSpec
+
+    m = model_from_spec(ModelSpec(source="tinycnn", kwargs={"width": 8, "depth": 2}), 3, 4).eval()
+    x = torch.zeros(2, 3, 32, 32)
+    with warnings.catch_warnings():  # TorchScript is deprecated in torch, still a source users bring
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.trace(m, x), str(tmp_path / "m.ts"))
+    torch.export.save(torch.export.export(m, (x,), dynamic_shapes=({0: torch.export.Dim("batch")},)),
+                      str(tmp_path / "m.pt2"))
+    export_onnx(m, (3, 32, 32), tmp_path / "m.onnx")
+    save_model(m, tmp_path / "saved.pt")
+    models = [{"source": s} for s in ("m.onnx", "m.ts", "m.pt2", "saved.pt")]
+    models.append({"source": "edgeslim.models.builtins:TinyCNN", "name": "module-class"})
+    zoo = write_zoo(tmp_path / "zoo.yaml", models)
+    r = run_zoo(zoo, "--out", "out", "--workers", "2", cwd=tmp_path, timeout=wait_for.cap_s)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = by_model(tmp_path / "out")
+    kinds = {name: row["metrics"]["kind"] for name, row in rows.items()}
+    assert kinds == {"m.onnx": "onnx", "m.ts": "torchscript", "m.pt2": "exported", "saved.pt": "edgeslim",
+                     "module-class": "module"}
+    for name, row in rows.items():
+        assert row["status"] == "ok", (name, row["error"])
+        assert row["metrics"]["max_rel_err"] < 1e-4 and row["metrics"]["int8_bytes"] > 0
