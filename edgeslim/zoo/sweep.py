@@ -186,10 +186,11 @@ class Progress:
     def start(self, todo: int, how: str, out: Path) -> None:
         self._print(f"zoo: {self.total} model(s), {self.done} already in {out / RESULTS}, {todo} to run on {how}")
         if self.tty and todo:
+            from rich.console import Console
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
             self._bar = Progress(TextColumn("zoo"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                                 TimeElapsedColumn(), transient=True)
+                                 TimeElapsedColumn(), transient=True, console=Console(stderr=True))
             self._bar.start()
             self._tid = self._bar.add_task("zoo", total=self.total, completed=self.done)
 
