@@ -96,7 +96,8 @@ def _defaults(args: argparse.Namespace, zoo: Any) -> Any:
         raise RecipeError([f"command line: {ln}" for ln in lines]) from None
 
 
-def _plan(args: argparse.Namespace) -> list[dict[str, Any]]:
+def _plan(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(the tasks to run, the tasks the matrix lists: the zoo's, or its shard's, whatever --only says)."""
     import fnmatch
 
     from edgeslim.errors import InputError
@@ -116,13 +117,15 @@ def _plan(args: argparse.Namespace) -> list[dict[str, Any]]:
     for pattern in args.timm:
         entries += timm_entries(pattern)
     where = args.items[0] if args.items else "command line"
-    tasks = make_tasks(_defaults(args, zoo), entries, where)
+    shown = in_shard(make_tasks(_defaults(args, zoo), entries, where), shard)
+    tasks = shown
     if args.only:
         tasks = [t for t in tasks if any(fnmatch.fnmatchcase(t["name"], p) for p in args.only)]
         if not tasks:
-            raise InputError(f"--only {' '.join(args.only)} matches no model of this zoo; names look like "
-                             "'timm:resnet18d' or 'torchvision:resnet18' (quote patterns: --only 'timm:*')")
-    return in_shard(tasks, shard)
+            raise InputError(f"--only {' '.join(args.only)} matches no model of this zoo{' shard' if shard else ''};"
+                             " names look like 'timm:resnet18d' or 'torchvision:resnet18' (quote patterns: "
+                             "--only 'timm:*')")
+    return tasks, shown
 
 
 def main(args: argparse.Namespace) -> int:
@@ -134,10 +137,10 @@ def main(args: argparse.Namespace) -> int:
         return _merge(args)
     from edgeslim.zoo.sweep import SweepOptions, run_sweep
 
-    tasks = _plan(args)
+    tasks, shown = _plan(args)
     opts = SweepOptions(out=Path(args.out), workers=args.workers, ray=args.ray, retry_failed=args.retry_failed,
                         redo=args.redo, quiet=args.quiet)
-    s = run_sweep(tasks, opts)
+    s = run_sweep(tasks, opts, shown)
     _print_summary(s, f"{s['computed']} computed, {s['reused']} reused, {s['wall_s']} s")
     return 1 if args.strict and s["ok"] != s["models"] else 0
 

@@ -122,7 +122,7 @@ def to_markdown(rows: list[dict[str, Any]], title: str = "edgeslim zoo") -> str:
 _CSS = """body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:3px 6px;text-align:left}
 th{background:#f0f0f0;position:sticky;top:0}tr.ok{background:#f3fbf3}tr.gate_failed{background:#fffbe6}
-tr.failed{background:#fdf0f0}td.num{text-align:right;font-variant-numeric:tabular-nums}
+tr.failed{background:#fdf0f0}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.err{max-width:40em;font-size:12px;color:#700}.sum{margin:.5em 0 1em}"""
 
 

@@ -52,8 +52,14 @@ def _lock(out: Path) -> Any:
     return lock
 
 
-def run_sweep(tasks: list[dict[str, Any]], opts: SweepOptions) -> dict[str, Any]:
-    """Compute the rows of ``tasks`` that ``opts.out`` does not hold yet; write the matrix."""
+def run_sweep(tasks: list[dict[str, Any]], opts: SweepOptions,
+              shown: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Compute the rows of ``tasks`` that ``opts.out`` does not hold yet; write the matrix.
+
+    ``shown``: the models the matrix lists when they have a row (default ``tasks``; the whole
+    zoo when ``--only`` picked a few, so a partial rerun does not shrink the matrix).
+    """
+    shown = tasks if shown is None else shown
     out = Path(opts.out)
     if opts.ray:  # before anything is written: a bad address or a missing ray is bad input
         from edgeslim.errors import require
@@ -78,10 +84,14 @@ def run_sweep(tasks: list[dict[str, Any]], opts: SweepOptions) -> dict[str, Any]
         progress = Progress(len(tasks), len(have), opts.quiet)
         progress.start(len(todo), "ray " + opts.ray if opts.ray else f"{opts.workers} worker(s)", out)
 
+        for t in shown:  # rows of models not run this time, for the matrix
+            if t["key"] in known:
+                have.setdefault(t["key"], known[t["key"]])
+
         def on_row(task: dict[str, Any], row: dict[str, Any]) -> None:
             append_row(results, row)
             have[task["key"]] = row
-            write_matrix(out, [have[t["key"]] for t in tasks if t["key"] in have], opts.title)
+            write_matrix(out, [have[t["key"]] for t in shown if t["key"] in have], opts.title)
             progress.row(row)
 
         try:
@@ -89,7 +99,7 @@ def run_sweep(tasks: list[dict[str, Any]], opts: SweepOptions) -> dict[str, Any]
                 (_run_ray if opts.ray else _run_local)(todo, out, opts, on_row)
         finally:
             progress.close()
-        rows = [have[t["key"]] for t in tasks if t["key"] in have]
+        rows = [have[t["key"]] for t in shown if t["key"] in have]
         paths = write_matrix(out, rows, opts.title)
         s = {**summary(rows), "computed": len(todo), "reused": len(tasks) - len(todo),
              "wall_s": round(time.monotonic() - t0, 1), "matrix": {k: str(v) for k, v in paths.items()}}
