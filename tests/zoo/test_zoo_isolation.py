@@ -8,6 +8,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -18,7 +19,12 @@ pytestmark = pytest.mark.slow
 
 def test_hang_crash_raise_and_oom_become_failed_rows(tmp_path, wait_for):
     write_nets(tmp_path)
-    models = [{"source": "tinycnn"},
+    calib = tmp_path / "calib"  # a user's calibration folder: preprocessed C,H,W float32 inputs
+    calib.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        np.save(calib / f"{i}.npy", rng.standard_normal((3, 32, 32)).astype(np.float32))
+    models = [{"source": "tinycnn", "calibration": "calib"},
               {"source": "nets.py:Hang", "timeout_s": 25},  # the cap: the hang has to be cut somewhere
               {"source": "nets.py:Abort"},
               {"source": "nets.py:Raise"},
@@ -33,6 +39,8 @@ def test_hang_crash_raise_and_oom_become_failed_rows(tmp_path, wait_for):
     for ok in ("tinycnn", "nets.py:Small"):
         assert rows[ok]["status"] == "ok", rows[ok]
         assert rows[ok]["metrics"]["max_rel_err"] < 1e-4 and rows[ok]["metrics"]["int8_bytes"] > 0
+    assert rows["tinycnn"]["metrics"]["int8_calibration"] == "folder calib (6 inputs)"
+    assert rows["nets.py:Small"]["metrics"]["int8_calibration"].startswith("synthetic shapes (8 images;")
     hang, abort, raised, hog = (rows[f"nets.py:{n}"] for n in ("Hang", "Abort", "Raise", "Hog"))
     assert (hang["status"], hang["error_class"]) == ("failed", "Timeout")
     assert "timeout_s=25" in hang["error"] and "nets.py:" in hang["error"] and "(forward)" in hang["error"]
