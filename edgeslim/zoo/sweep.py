@@ -72,14 +72,7 @@ def run_sweep(tasks: list[dict[str, Any]], opts: SweepOptions,
     try:
         results = out / RESULTS
         known = latest_by_key(read_rows(results))
-        have: dict[str, dict[str, Any]] = {}
-        todo = []
-        for t in tasks:
-            r = known.get(t["key"])
-            if r is not None and not opts.redo and not (opts.retry_failed and r.get("status") == "failed"):
-                have[t["key"]] = r
-            else:
-                todo.append(t)
+        have, todo = _split(tasks, known, opts)
         atomic_write_json(out / "zoo.json", {"schema": "edgeslim.zoo/1", "tasks": tasks})
         progress = Progress(len(tasks), len(have), opts.quiet)
         progress.start(len(todo), "ray " + opts.ray if opts.ray else f"{opts.workers} worker(s)", out)
@@ -107,6 +100,20 @@ def run_sweep(tasks: list[dict[str, Any]], opts: SweepOptions,
         return s
     finally:
         lock.release()
+
+
+def _split(tasks: list[dict[str, Any]], known: dict[str, dict[str, Any]],
+           opts: SweepOptions) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """(rows to reuse by key, tasks to run): a finished row is reused unless --redo/--retry-failed."""
+    have: dict[str, dict[str, Any]] = {}
+    todo = []
+    for t in tasks:
+        r = known.get(t["key"])
+        if r is not None and not opts.redo and not (opts.retry_failed and r.get("status") == "failed"):
+            have[t["key"]] = r
+        else:
+            todo.append(t)
+    return have, todo
 
 
 def _run_local(todo: list[dict[str, Any]], out: Path, opts: SweepOptions, on_row: OnRow) -> None:
