@@ -62,6 +62,15 @@ class DistillConfig(StageConfig, BudgetMixin):
     features: FeatureKD | None = None
     train: TrainConfig = Field(default_factory=TrainConfig)
 
+    def needs(self) -> tuple[str, ...]:
+        if self.student.kind in ("current", "width"):  # the student is the chain's model, or a copy of it
+            return ("module",)
+        teachers = [self.teacher] if isinstance(self.teacher, str) else self.teacher
+        return ("torch",) if "current" in teachers else ()
+
+    def makes(self) -> tuple[str, ...]:
+        return ("module", "torch", "model_file")
+
 
 class PruneTarget(Config):
     """Exactly one of: channel ratio removed, or the fraction of MACs / params to keep."""
@@ -123,6 +132,12 @@ class PruneConfig(StageConfig, BudgetMixin):
     max_ratio: float = Field(0.95, gt=0, lt=1, description="no layer loses more than this fraction")
     recovery: Recovery = Field(default_factory=Recovery)
     sparse: SparseSpec | None = None
+
+    def needs(self) -> tuple[str, ...]:
+        return ("module",)
+
+    def makes(self) -> tuple[str, ...]:
+        return ("module", "torch", "model_file")
 
 
 class CalibSpec(Config):
@@ -204,6 +219,12 @@ class QuantizeConfig(StageConfig, BudgetMixin):
     target: TargetSpec = Field(default_factory=TargetSpec)
     opset: int = Field(17, ge=13, le=23, description="must be <= what the target's runtime parses")
     latency_iters: int = Field(100, ge=5, description="timed batch-1 calls per candidate (interleaved rounds)")
+
+    def needs(self) -> tuple[str, ...]:
+        return ("module",) if self.method == "qat" else ()
+
+    def makes(self) -> tuple[str, ...]:
+        return ("onnx",)
 
     @field_validator("backends")
     @classmethod

@@ -22,26 +22,28 @@ def current_model(ctx: StageContext, stage: str, data: Any, editable: bool = Tru
     TorchScript) is returned opened (``FrozenModel``) where ``editable`` is False, and refused
     with the stages that can run on it where an editable module is needed.
     """
-    if ctx.model is not None:
-        return ctx.model
-    from edgeslim.models.factory import starting_model
-    from edgeslim.models.source_registry import frozen_refusal
+    return ctx.editable_model(stage) if editable else ctx.model
 
-    reason = frozen_refusal(ctx.recipe.model.source, stage) if editable else None
-    if reason:
-        raise InputError(reason)
-    model = starting_model(ctx.recipe.model, data.input_shape[0], data.num_classes)
-    if editable and not hasattr(model, "state_dict"):
-        raise InputError(f"stage '{stage}' needs a torch model; model.source '{ctx.recipe.model.source}' gives none")
-    return model
+
+def _torch_callable(model: Any, stage: str, source: str) -> nn.Module:
+    """An nn.Module to run: the model itself, or a TorchScript / ExportedProgram source's module."""
+    if hasattr(model, "state_dict"):
+        return copy.deepcopy(model)
+    if getattr(model, "module", None) is not None:
+        return model.module
+    raise InputError(f"stage '{stage}': the teacher 'current' is model.source '{source}', an ONNX graph torch "
+                     "cannot run; give the network's Python class (path/to/file.py:ClassName) or a TorchScript / "
+                     ".pt2 file")
 
 
 def teacher_models(ctx: StageContext, names: str | list[str], stage: str) -> list[nn.Module]:
-    """Models of earlier stages by name (``current``: the chain's model)."""
+    """Models of earlier stages by name (``current``: the chain's model; a frozen TorchScript or
+    ExportedProgram source can teach, it is only run)."""
     out = []
     for name in [names] if isinstance(names, str) else names:
         if name == "current":
-            out.append(copy.deepcopy(current_model(ctx, stage, ctx.data())))
+            out.append(_torch_callable(current_model(ctx, stage, None, editable=False), stage,
+                                       ctx.recipe.model.source))
             continue
         rec = ctx.find(name)
         if rec is None:
@@ -141,7 +143,8 @@ def _distill_guard(cfg: DistillConfig, ctx: StageContext, data: Any, student: nn
     from edgeslim.models.serialize import save_model
     from edgeslim.train.engine import eval_top1
 
-    parent = eval_top1(ctx.model.cpu(), data, "val") if ctx.model is not None else teacher_val
+    chain = ctx.model  # the chain's model; a frozen source is the teacher itself
+    parent = eval_top1(chain.cpu(), data, "val") if hasattr(chain, "state_dict") else teacher_val
     knobs = "train the student longer (train.epochs), use a wider student (student.width) or feature KD (features)"
     return check_budget("distill", parent, eval_top1(student, data, "val"), cfg.accuracy_budget, cfg.on_budget,
                         len(data.val), knobs, keep=lambda: save_model(student, ctx.workdir / "model.pt"))

@@ -83,11 +83,20 @@ def _run_stages(recipe: Recipe, run_dir: Path, data: DataBundle, reporter: Repor
     resolved = recipe.resolved()
     record = new_record(recipe.run.name, resolved, sha256_json(resolved)[:16], recipe.run.seed)
     record["data_fingerprint"], record["data_skipped"] = data.extra["fingerprint"], data.extra["skipped"]
+    record["normalization"] = {"mean": data.mean, "std": data.std, "from": data.extra["normalization"]["from"]}
+    # data.root as this run resolved it: later commands reopen the run from any directory.
+    record["data_root"] = str(Path(recipe.data.root).resolve()) if recipe.data.root else None
+    record["warnings"] = list(data.extra["warnings"])
     for s in data.extra["skipped"]:
         reporter.log(f"[yellow]skipped {s['path']}: {s['reason']}[/yellow]")
+    for w in record["warnings"]:
+        reporter.warn(w)
     device = _device(recipe.run.device)
+    # The normalisation in use is part of the key: it may come from the model's weights or the
+    # train split, not only from the recipe.
     key = sha256_json({"model": resolved["model"], "data": resolved["data"], "seed": recipe.run.seed,
-                       "data_fingerprint": record["data_fingerprint"]["sha256"], "v": CACHE_VERSION})
+                       "data_fingerprint": record["data_fingerprint"]["sha256"], "v": CACHE_VERSION,
+                       "norm": [data.mean, data.std]})
     history: list[StageRecord] = []
     chain: dict[str, Any] = {"model_path": None, "onnx_path": None, "class_names": None}
     for i, cfg in enumerate(recipe.stages):
@@ -96,6 +105,8 @@ def _run_stages(recipe: Recipe, run_dir: Path, data: DataBundle, reporter: Repor
         rec = None if fresh else load_cached(folder, key)
         if rec is not None:
             reporter.log(f"[dim]{folder.name}: up to date, reused[/dim]")
+            for w in rec.metrics.get("warnings", []):
+                reporter.warn(f"{folder.name}: {w}")
         else:
             rec = _run_stage(recipe, i, cfg, folder, key, history, chain, device, reporter, record, run_dir)
         history.append(rec)
@@ -107,6 +118,8 @@ def _run_stages(recipe: Recipe, run_dir: Path, data: DataBundle, reporter: Repor
     shutil.rmtree(run_dir / ".resume", ignore_errors=True)
     record["status"] = "completed"
     record["final"] = next((h.metrics for h in reversed(history) if "test_accuracy" in h.metrics), {})
+    record["warnings"] = list(data.extra["warnings"]) + [
+        f"{h.dir.name}: {w}" for h in history for w in h.metrics.get("warnings", [])]
     write_record(run_dir, record)
     from edgeslim.report import write_report
 
@@ -147,11 +160,21 @@ def check_previous_record(run_dir: Path, reporter: Reporter) -> None:
 
 
 def preflight(recipe: Recipe) -> DataBundle:
-    """Check the inputs every run needs before anything is written: data and model weights."""
+    """Check the inputs every run needs before anything is written: the model source, data,
+    weights, and a frozen graph's fit to the data (input size, classes, batch axis)."""
     from edgeslim.data import build_data
+    from edgeslim.models.source_registry import check_source
+    from edgeslim.stages.context import model_norm
 
-    data = build_data(recipe.data, recipe.run.seed)
-    if recipe.model.checkpoint or recipe.model.weights:
+    info = check_source(recipe.model.source)
+    data = build_data(recipe.data, recipe.run.seed, model_norm(recipe.model))
+    if not info.editable:
+        from edgeslim.models.frozen import open_frozen
+
+        open_frozen(info).check_fits(tuple(data.input_shape), data.num_classes)
+    elif recipe.model.checkpoint or recipe.model.weights or info.kind in ("pyfile", "module"):
+        # A user's file is imported here: its errors (and a checkpoint that does not fit) stop
+        # the run before anything is written.
         from edgeslim.models.factory import model_from_spec
 
         model_from_spec(recipe.model, data.input_shape[0], data.num_classes)

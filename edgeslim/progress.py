@@ -13,8 +13,9 @@ T = TypeVar("T")
 class Reporter:
     """Thin wrapper over rich so stages can show progress without caring about --quiet."""
 
-    def __init__(self, quiet: bool = False):
-        self.quiet = quiet
+    def __init__(self, quiet: bool = False, silent: bool = False):
+        self.quiet = quiet or silent
+        self.silent = silent  # not even warnings: for callers that read run.json themselves
         self._console = None
 
     @property
@@ -28,6 +29,17 @@ class Reporter:
     def log(self, msg: str) -> None:
         if not self.quiet:
             self.console.print(msg, highlight=False)
+
+    def warn(self, msg: str) -> None:
+        """A warning the user must see: printed on stderr even with --quiet (not when silent)."""
+        if self.silent:
+            return
+        if self.quiet:
+            import sys
+
+            print(f"warning: {msg}", file=sys.stderr)
+        else:
+            self.console.print(f"[bold yellow]warning:[/bold yellow] {msg}", highlight=False, soft_wrap=True)
 
     def track(self, items: Iterable[T], total: int | None = None, description: str = "") -> Iterator[T]:
         """Iterate with a progress bar (only on a terminal and when not quiet)."""
@@ -53,4 +65,4 @@ class Reporter:
             yield lambda n=1, info="": prog.update(tid, advance=n, info=info)
 
 
-NULL = Reporter(quiet=True)
+NULL = Reporter(silent=True)

@@ -159,6 +159,8 @@ def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
         data = getattr(cfg, "data", None)
         if isinstance(data, DataSpec):
             problems += [f"{source}: stages[{i}].{p}" for p in check_names(None, data, "")]
+    if recipe is not None and not problems and len(typed) == len(stages_raw):
+        problems += [f"{source}: {p}" for p in check_stage_inputs(recipe.model.source, typed)]
     if problems:
         raise RecipeError(problems)
     assert recipe is not None
@@ -203,18 +205,53 @@ def check_names(model: ModelSpec | None, data: DataSpec | None, prefix: str) -> 
 
 
 def check_model_name(name: str) -> None:
-    """Raise InputError for a model name no source knows (no weights are touched)."""
-    from edgeslim.errors import unknown_name
-    from edgeslim.models.registry import list_models, split_source
+    """Raise InputError for a model source that cannot work: an unknown form or name, a file
+    that does not exist, a package that is not importable (no user code runs, no weights load)."""
+    from edgeslim.models.source_registry import check_source
 
-    src, arch = split_source(name)
-    if src == "builtin" and arch not in list_models():
-        raise unknown_name("model", name, list_models() + ["torchvision:<name>", "timm:<name>"])
-    if src == "torchvision":
-        import torchvision
+    check_source(name)
 
-        if arch not in torchvision.models.list_models():
-            raise unknown_name("torchvision model", arch, torchvision.models.list_models())
+
+def check_stage_inputs(source: str, stages: list[StageConfig]) -> list[str]:
+    """One line per stage that would not get what it needs (see ``StageConfig.needs``).
+
+    What is available starts from the model source (an editable module, a torch callable, or a
+    frozen ONNX graph) and grows with what each stage makes (``StageConfig.makes``): a recipe may
+    start at any stage, but a stage that edits a model refuses a frozen source, and one that
+    reads an ONNX or a saved model.pt needs an earlier stage that wrote it.
+    """
+    from edgeslim.models.source_registry import frozen_refusal, source_info
+
+    info = source_info(source)
+    have = {"model", "module"} if info.editable else {"model"}
+    if info.editable or info.kind in ("torchscript", "exported"):
+        have.add("torch")
+    out = []
+    for i, cfg in enumerate(stages):
+        missing = [n for n in cfg.needs() if not (n in have or n == "artifact" and have & {"onnx", "model_file"})]
+        if not missing:
+            have.update(cfg.makes())
+            continue
+        if missing[0] == "module" and not info.editable:
+            out.append(f"stages[{i}]: {frozen_refusal(source, cfg.stage, needs_module=True)}")
+        else:
+            out.append(f"stages[{i}] ({cfg.label or cfg.stage}): {_MISSING[missing[0]]}")
+        # A refused stage makes no model for the stages after it (each is judged on its own), but
+        # its ONNX is assumed so that one missing export is not reported again by every later stage.
+        have.update(m for m in cfg.makes() if m == "onnx")
+    return out
+
+
+_MISSING = {
+    "module": "needs an editable nn.Module and no earlier stage made one; give model.source as "
+              "path/to/file.py:ClassName with model.checkpoint",
+    "torch": "needs a model torch can run, but model.source is an ONNX graph; use artifact: onnx after an "
+             "export stage, or give the network's Python class (path/to/file.py:ClassName)",
+    "onnx": "needs an ONNX model and no earlier stage writes one; put an export (or quantize) stage before it",
+    "model_file": "needs a model.pt saved by an earlier stage (pretrain, finetune, distill, prune); "
+                  "use artifact: onnx after an export stage instead",
+    "artifact": "needs an artifact (model.pt or ONNX) written by an earlier stage; put an export stage before it",
+}
 
 
 def format_validation(exc: ValidationError, root: type[Config]) -> list[str]:

@@ -60,6 +60,30 @@ class FrozenModel:
 
         return count_params(self.path)
 
+    def check_fits(self, input_shape: tuple[int, ...], num_classes: int) -> None:
+        """InputError (one line) when the data cannot go through this graph: another input size,
+        another number of classes (a frozen head cannot be replaced), or a fixed batch size."""
+        what = f"{self.kind} file '{self.path}'"
+        if self.input_shape and tuple(self.input_shape) != tuple(input_shape):
+            c, h, w = (tuple(self.input_shape) + (None, None, None))[:3]
+            raise InputError(
+                f"{what} takes {'x'.join(map(str, self.input_shape))} inputs but the data gives "
+                f"{'x'.join(map(str, input_shape))}; set data.image_size: {h if h == w else f'{h} (square only)'}"
+                f" and data.channels: {c}")
+        if self.num_classes is not None and self.num_classes != num_classes:
+            raise InputError(
+                f"{what} predicts {self.num_classes} classes but the data has {num_classes}; a frozen graph keeps its "
+                "head: use the same classes (data.classes, in the model's order), or give the network's Python class "
+                "(path/to/file.py:ClassName) so the head can be replaced")
+        if self.fixed_batch is not None:
+            raise InputError(self._fixed_batch_message())
+
+    def _fixed_batch_message(self) -> str:
+        how = ("torch.export.export(model, (x,), dynamic_shapes=({0: torch.export.Dim('batch')},))"
+               if self.kind == "exported" else "torch.onnx.export(..., dynamic_axes={'input': {0: 'batch'}})")
+        return (f"{self.kind} file '{self.path}' is fixed to batch {self.fixed_batch}, and edgeslim evaluates and "
+                f"calibrates in batches; save it with a dynamic batch axis: {how}")
+
     def to_onnx(self, out: str | Path, input_shape: tuple[int, ...] | None = None, opset: int = 17,
                 dynamic_batch: bool = True, metadata: dict[str, Any] | None = None) -> Any:
         """Write this model as a finalized ONNX file (simplified, checked, metadata stamped).
@@ -72,12 +96,7 @@ class FrozenModel:
 
         shape = tuple(input_shape or self.input_shape or ())
         if dynamic_batch and self.fixed_batch is not None:
-            how = ("torch.export.export(model, (x,), dynamic_shapes=({0: torch.export.Dim('batch')},))"
-                   if self.kind == "exported" else "torch.onnx.export(..., dynamic_axes={'input': {0: 'batch'}})")
-            raise InputError(
-                f"{self.kind} file '{self.path}' is fixed to batch {self.fixed_batch}, and edgeslim evaluates and "
-                f"calibrates in batches; save it with a dynamic batch axis: {how}"
-            )
+            raise InputError(self._fixed_batch_message())
         if not shape:
             raise InputError(f"{self.kind} file '{self.path}' does not fix its input size; give data.image_size")
         meta = {"edgeslim.source": str(self.path), **(metadata or {})}

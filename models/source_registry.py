@@ -259,18 +259,23 @@ def check_module_importable(info: SourceInfo) -> None:
         "to PYTHONPATH, or name the file instead: path/to/file.py:Name")
 
 
-def frozen_refusal(source: str, stage: str) -> str | None:
+def frozen_refusal(source: str, stage: str, needs_module: bool | None = None) -> str | None:
     """The one-line reason ``stage`` cannot run on ``source``, or None when it can.
+
+    ``needs_module`` overrides the stage's default (``EDITING_STAGES``), for settings that need
+    an editable module in a stage that usually does not (``quantize`` with ``method: qat``).
 
     >>> frozen_refusal("model.onnx", "prune").split(";")[0]
     "stage 'prune' needs an editable nn.Module but model.source 'model.onnx' is a frozen onnx graph"
     """
     info = source_info(source)
-    if info.editable or stage not in EDITING_STAGES:
+    editing = stage in EDITING_STAGES if needs_module is None else needs_module
+    if info.editable or not editing:
         return None
+    settings = "" if stage in EDITING_STAGES else " with these settings"
     return (
-        f"stage '{stage}' needs an editable nn.Module but model.source '{source}' is a frozen "
-        f"{info.kind} graph; stages that can run on it: {', '.join(FROZEN_STAGES)}; to {stage}, give "
+        f"stage '{stage}'{settings} needs an editable nn.Module but model.source '{source}' is a frozen "
+        f"{info.kind} graph; stages that can run on it: {', '.join(FROZEN_STAGES)}; to {stage}{settings}, give "
         "the network's Python class (model.source: path/to/file.py:ClassName) and its weights "
         "(model.checkpoint: weights.pt)"
     )

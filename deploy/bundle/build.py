@@ -202,9 +202,13 @@ def write_tarball(folder: Path) -> Path:
 
 def data_of(record: dict[str, Any]) -> Any:
     from edgeslim.data import build_data
+    from edgeslim.data.build import recorded_data, recorded_norm
     from edgeslim.recipe import DataSpec
 
-    return build_data(DataSpec.model_validate(record["recipe"]["data"]), int(record.get("seed", 0)))
+    # The run's own mean/std (they may come from the model's weights, not only from the recipe),
+    # and its data.root as resolved when it ran (the command may run elsewhere).
+    return build_data(DataSpec.model_validate(recorded_data(record)), int(record.get("seed", 0)),
+                      recorded_norm(record))
 
 
 def _write_images(record: dict[str, Any], folder: Path) -> int:

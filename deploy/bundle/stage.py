@@ -15,6 +15,9 @@ class DeployConfig(StageConfig):
     target: str = Field("x86-cpu", description="deploy profile (edgeslim deploy --help lists them)")
     include_images: bool = Field(True, description="write the test split as PNG class folders")
 
+    def needs(self) -> tuple[str, ...]:
+        return ("onnx",)
+
 
 @register_stage("deploy", DeployConfig)
 def run_deploy(cfg: DeployConfig, ctx: StageContext) -> StageOutput:

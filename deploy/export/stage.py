@@ -38,6 +38,9 @@ class ExportConfig(StageConfig):
     )
     parity: ParityConfig = Field(default_factory=ParityConfig)
 
+    def makes(self) -> tuple[str, ...]:
+        return ("onnx",)
+
 
 def newer_onnx(history: list[StageRecord]) -> StageRecord | None:
     """The chain's newest ONNX record when it is at least as new as its newest torch model."""
@@ -93,8 +96,12 @@ def run_export(cfg: ExportConfig, ctx: StageContext) -> StageOutput:
             input_shape=tuple(data.input_shape),
         )
         metrics.update(exporter=f"reused:{src.dir.name}", opset=res.opset)
+    elif not hasattr(model := ctx.require_model("export"), "state_dict"):  # a frozen source, first
+        res = model.to_onnx(out, tuple(data.input_shape), cfg.opset, cfg.dynamic_batch,
+                            onnx_metadata(ctx, data, "fp32"))
+        precision = precision_family(detect_precision(out))
+        metrics.update(exporter=f"{res.exporter} ({model.kind} source)", opset=res.opset)
     else:
-        model = ctx.require_model("export")
         precision = "fp32"
         res = export_onnx(
             model,
@@ -138,7 +145,11 @@ def parity_gate(
         ctx.log("[yellow]parity gate skipped: no torch parent model in the chain[/yellow]")
         return {"parity": "skipped: no torch model"}
     x, y = split_inputs(data, cfg.parity.samples)
-    parent = open_backend(model, "torch", input_shape=tuple(data.input_shape))
+    if getattr(model, "kind", None) == "onnx":  # an ONNX source: the finalized file vs the given one
+        parent = open_backend(model.path, "onnxruntime", threads=ctx.recipe.run.threads)
+    else:  # a torch model, or a TorchScript / ExportedProgram source's module
+        module = model if hasattr(model, "state_dict") else model.module
+        parent = open_backend(module, "torch", input_shape=tuple(data.input_shape))
     art = open_backend(onnx_path, "onnxruntime", threads=ctx.recipe.run.threads)
     if precision == "fp32":
         rep = fp32_parity(parent, art, x, cfg.parity, onnx_path.name, "pytorch", art.output_names)
@@ -156,7 +167,8 @@ def parity_gate(
             "parity_top1_agreement": rep.metrics["top1_agreement"],
             "parity_accuracy_drop": rep.metrics["accuracy_drop"],
         }
-    model.cpu()
+    if hasattr(model, "cpu"):
+        model.cpu()
     gate(rep, ctx.workdir / "parity.json", _failed_dir(ctx, cfg))
     ctx.log(f"parity: {rep.summary()}")
     return {"parity": "passed", "parity_inputs": rep.n_inputs, **m}

@@ -29,6 +29,9 @@ class BenchConfig(StageConfig):
         None, description="runtime that times the artifact (default: by file type; ONNX: onnxruntime)"
     )
 
+    def needs(self) -> tuple[str, ...]:
+        return {"torch": ("model_file",), "onnx": ("onnx",)}.get(self.artifact, ("artifact",))
+
 
 @register_stage("bench", BenchConfig)
 def run_bench(cfg: BenchConfig, ctx: StageContext) -> StageOutput:

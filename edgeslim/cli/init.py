@@ -128,9 +128,9 @@ def _data_lines(data: str, image_size: int, known_size: bool) -> list[str]:
                f"  root: {_y(data)}"]
     out += [
         f"  image_size: {image_size}" + ("" if known_size else "            # the side your model was trained at"),
-        "  # The normalisation your checkpoint was trained with. Left null, the train split's own",
-        "  # statistics are used and the run warns: set them, e.g. ImageNet's [0.485, 0.456, 0.406]",
-        "  # / [0.229, 0.224, 0.225], when your weights expect them.",
+        "  # The normalisation your checkpoint was trained with. Left null: torchvision / timm weights",
+        "  # bring their own; for your own checkpoint the train split's statistics are used and the run",
+        "  # warns. Set them, e.g. ImageNet's [0.485, 0.456, 0.406] / [0.229, 0.224, 0.225].",
         "  mean: null",
         "  std: null",
         "  val_fraction: 0.15        # the accuracy guards and precision choice use this split",

@@ -10,9 +10,49 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from edgeslim.data.build import ModelNorm
     from edgeslim.data.bundle import DataBundle
     from edgeslim.progress import Reporter
-    from edgeslim.recipe import DataSpec, Recipe
+    from edgeslim.recipe import DataSpec, ModelSpec, Recipe
+
+# Sources whose weights were trained elsewhere, with a normalisation edgeslim cannot see.
+_TRAINED_KINDS = ("onnx", "exported", "torchscript", "edgeslim", "object")
+
+
+def model_norm(spec: ModelSpec) -> ModelNorm:
+    """The normalisation ``model:`` brings (see ``data.build.ModelNorm``).
+
+    torchvision weights: their transforms' mean/std; timm: the architecture's pretrained
+    config; an edgeslim model.pt: the mean/std its run used (``normalization`` in its run.json).
+    A user's checkpoint or frozen graph brings none: ``data.mean/std`` apply, else a warning.
+    """
+    from edgeslim.data.build import ModelNorm
+    from edgeslim.models.source_registry import source_info, source_normalization
+
+    info = source_info(spec.source)
+    trained = bool(spec.checkpoint or spec.weights) or info.kind in _TRAINED_KINDS
+    got = source_normalization(spec.source, spec.weights)
+    where = (f"{spec.source} weights {spec.weights} transforms" if info.kind == "torchvision"
+             else f"{spec.source} pretrained config")
+    if got is None and info.kind == "edgeslim" and info.file is not None:
+        got, where = _run_normalization(info.file)
+    if got is None:
+        return ModelNorm(trained=trained)
+    return ModelNorm(tuple(got[0]), tuple(got[1]), where, trained)
+
+
+def _run_normalization(model_file: Path) -> tuple[Any, str]:
+    """mean/std recorded in the run.json of the run that saved ``runs/x/NN-stage/model.pt``."""
+    import json
+
+    run_json = model_file.resolve().parent.parent / "run.json"
+    try:
+        norm = json.loads(run_json.read_text()).get("normalization") or {}
+        if isinstance(norm.get("mean"), list) and isinstance(norm.get("std"), list):
+            return (norm["mean"], norm["std"]), f"{run_json} normalization"
+    except (OSError, ValueError, AttributeError):
+        pass  # not inside a run folder, or an older run: the recipe's data.mean/std apply
+    return None, ""
 
 
 @dataclass
@@ -89,28 +129,60 @@ class StageContext:
     class_names: list[str] | None = None  # classes the current model predicts
     key: str = ""  # this stage's cache key (settings, upstream stages, data fingerprint)
     _model: Any = None
+    _norm: Any = None
 
     @property
-    def model(self) -> nn.Module | None:
-        """The current torch model (loaded on first use; stages may modify their copy)."""
-        if self._model is None and self.model_path is not None:
-            from edgeslim.models.serialize import load_model
+    def model(self) -> Any:
+        """The current model, loaded on first use; stages may modify their copy.
 
-            self._model = load_model(self.model_path)
+        The model.pt of the last stage that saved one, else the recipe's starting model
+        (``models.factory.starting_model``): an nn.Module, or a ``FrozenModel`` for an ONNX /
+        TorchScript / ExportedProgram source. A recipe may start at any stage.
+        """
+        if self._model is None:
+            if self.model_path is not None:
+                from edgeslim.models.serialize import load_model
+
+                self._model = load_model(self.model_path)
+            else:
+                self._model = self.starting_model()
         return self._model
 
-    def require_model(self, stage: str) -> nn.Module:
-        from edgeslim.errors import StageError
+    @property
+    def from_source(self) -> bool:
+        """True when no earlier stage saved a model: :attr:`model` is the recipe's ``model:``."""
+        return self.model_path is None
 
-        m = self.model
-        if m is None:
-            raise StageError(f"stage '{stage}' needs a torch model but no earlier stage produced one")
-        return m
+    def starting_model(self) -> Any:
+        """The recipe's ``model:`` built for the recipe's data (classes, channels)."""
+        from edgeslim.models.factory import starting_model
+
+        data = self.data()
+        return starting_model(self.recipe.model, data.input_shape[0], data.num_classes)
+
+    def editable_model(self, stage: str) -> nn.Module:
+        """The current model as an nn.Module this stage may edit; a frozen source is refused
+        with the one-line reason (``edgeslim validate`` says the same before a run)."""
+        from edgeslim.errors import InputError
+
+        if self.from_source:
+            from edgeslim.models.source_registry import frozen_refusal
+
+            reason = frozen_refusal(self.recipe.model.source, stage, needs_module=True)
+            if reason:
+                raise InputError(reason)
+        return self.model
+
+    def require_model(self, stage: str) -> Any:
+        """The current model (an nn.Module or a FrozenModel): every stage has one."""
+        return self.model
 
     def data(self, override: DataSpec | None = None) -> DataBundle:
         from edgeslim.data import build_data
 
-        return build_data(override or self.recipe.data, self.recipe.run.seed)
+        if self._norm is None:
+            self._norm = model_norm(self.recipe.model)
+        return build_data(override or self.recipe.data, self.recipe.run.seed, self._norm)
 
     def find(self, name: str) -> StageRecord | None:
         """The latest completed earlier stage called ``name``."""

@@ -13,6 +13,9 @@ class EvaluateConfig(StageConfig):
     split: Literal["train", "val", "test"] = "test"
     artifact: Literal["auto", "torch", "onnx"] = "auto"
 
+    def needs(self) -> tuple[str, ...]:
+        return {"torch": ("torch",), "onnx": ("onnx",)}.get(self.artifact, ())
+
 
 @register_stage("evaluate", EvaluateConfig)
 def run_evaluate(cfg: EvaluateConfig, ctx: StageContext) -> StageOutput:
@@ -22,11 +25,14 @@ def run_evaluate(cfg: EvaluateConfig, ctx: StageContext) -> StageOutput:
 
     data = ctx.data()
     use_onnx = cfg.artifact == "onnx" or (cfg.artifact == "auto" and ctx.onnx_path is not None)
-    if use_onnx and ctx.onnx_path is not None:
-        backend = open_backend(ctx.onnx_path, "onnxruntime")
-    else:
-        backend = open_backend(ctx.require_model("evaluate"), "torch", input_shape=tuple(data.input_shape),
-                               device=ctx.device.type)
+    model = None if use_onnx and ctx.onnx_path is not None else ctx.model
+    if model is None:
+        backend = open_backend(ctx.onnx_path, "onnxruntime", threads=ctx.recipe.run.threads)
+    elif getattr(model, "kind", None) == "onnx":  # an ONNX source, first in the recipe
+        backend = open_backend(model.path, "onnxruntime", threads=ctx.recipe.run.threads)
+    else:  # a torch model, or a TorchScript / ExportedProgram source's module
+        module = model if hasattr(model, "state_dict") else model.module
+        backend = open_backend(module, "torch", input_shape=tuple(data.input_shape), device=ctx.device.type)
     ev = evaluate(backend, data, cfg.split)
     ctx.log(f"  {cfg.split} top-1 {ev['top1']:.4f} on {backend.name}")
     return StageOutput(metrics={f"{cfg.split}_{k}": v for k, v in ev.items()} | {"evaluated_on": backend.name},

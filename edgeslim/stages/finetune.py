@@ -30,6 +30,12 @@ class PretrainConfig(StageConfig):
     )
     adaptive_gain_init: float = Field(1.0, gt=0)
 
+    def needs(self) -> tuple[str, ...]:
+        return ("module",)
+
+    def makes(self) -> tuple[str, ...]:
+        return ("module", "torch", "model_file")
+
 
 class FinetuneConfig(StageConfig):
     stage: Literal["finetune"] = "finetune"
@@ -45,15 +51,17 @@ class FinetuneConfig(StageConfig):
     )
     adaptive_gain_init: float = Field(1.0, gt=0)
 
+    def needs(self) -> tuple[str, ...]:
+        return ("module",)
 
-def _start_model(ctx: StageContext, num_classes: int) -> nn.Module:
-    """The current model, or the recipe's starting model when no stage has made one yet."""
-    if ctx.model is not None:
-        return ctx.model
-    from edgeslim.models.factory import model_from_spec
+    def makes(self) -> tuple[str, ...]:
+        return ("module", "torch", "model_file")
 
-    data = ctx.data()
-    return model_from_spec(ctx.recipe.model, data.input_shape[0], num_classes)
+
+def _start_model(ctx: StageContext, stage: str) -> nn.Module:
+    """The current model, or the recipe's starting model when no stage has made one yet; a
+    frozen source (ONNX, TorchScript, .pt2) is refused with the one-line reason."""
+    return ctx.editable_model(stage)
 
 
 def resume_dir(ctx: StageContext, cfg: StageConfig) -> Path:
@@ -137,8 +145,13 @@ def _metrics(res: FitResult, gains: bool) -> dict[str, Any]:
 @register_stage("pretrain", PretrainConfig)
 def run_pretrain(cfg: PretrainConfig, ctx: StageContext) -> StageOutput:
     """Train the starting model on a source task (makes the demo's pretrained checkpoint)."""
+    from edgeslim.errors import InputError
     from edgeslim.models.factory import model_from_spec
+    from edgeslim.models.source_registry import frozen_refusal
 
+    reason = frozen_refusal(ctx.recipe.model.source, "pretrain")
+    if reason:
+        raise InputError(reason)
     data = ctx.data(cfg.data)
     model = model_from_spec(ctx.recipe.model, data.input_shape[0], data.num_classes)
     model, metrics = _train(cfg, ctx, model, data)
@@ -153,7 +166,7 @@ def run_finetune(cfg: FinetuneConfig, ctx: StageContext) -> StageOutput:
     from edgeslim.models.edits import record_edit
 
     data = ctx.data()
-    model = _start_model(ctx, data.num_classes)
+    model = _start_model(ctx, "finetune")
     new_task = ctx.class_names is not None and list(ctx.class_names) != list(data.class_names)
     if cfg.reinit_head == "always" or (cfg.reinit_head == "auto" and new_task):
         model = record_edit(

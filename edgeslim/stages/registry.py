@@ -24,6 +24,21 @@ class StageConfig(Config):
     stage: str
     label: str | None = None  # optional folder suffix, e.g. "prune-50"
 
+    def needs(self) -> tuple[str, ...]:
+        """What this stage takes from the chain, checked by ``edgeslim validate``.
+
+        ``module``: an editable nn.Module (the recipe's model when it has a Python class, or an
+        earlier stage's); ``torch``: a model torch can run (also a TorchScript / .pt2 source);
+        ``onnx``: an ONNX an earlier stage wrote; ``model_file``: a model.pt an earlier stage
+        saved; ``artifact``: either of the last two. Every stage gets *a* model: with no earlier
+        stage, the recipe's ``model:`` is opened.
+        """
+        return ()
+
+    def makes(self) -> tuple[str, ...]:
+        """What this stage adds to the chain for later stages (same names as :meth:`needs`)."""
+        return ()
+
 
 RunFn = Callable[["StageConfig", "StageContext"], "StageOutput"]
 

@@ -25,10 +25,27 @@ def finish_stage(rec: StageRecord, out: StageOutput, ctx: StageContext, tmp: Pat
     if out.measure and (out.model is not None or out.onnx is not None):
         metrics = standard_metrics(out, ctx, tmp)
     metrics.update(out.metrics)
+    _chance_check(metrics, ctx, out, rec.dir.name)
     rec.metrics, rec.status = metrics, "completed"
     meta = rec.to_json(ctx.run_dir)
     meta["dir"] = rec.dir.name
     atomic_write_json(tmp / "meta.json", meta)
+
+
+def _chance_check(metrics: dict[str, Any], ctx: StageContext, out: StageOutput, name: str) -> None:
+    """A model at or near chance level on the test split gets a loud warning (stage metrics,
+    the log, and from there run.json, the table and report.md)."""
+    from edgeslim.compress.guards import chance_warning
+
+    acc = metrics.get("test_accuracy", metrics.get("test_top1"))
+    if not isinstance(acc, (int, float)):
+        return
+    data = ctx.data(out.data)
+    msg = chance_warning(float(acc), data.num_classes, len(data.test))
+    if msg:
+        metrics["chance_level"] = True
+        metrics.setdefault("warnings", []).append(msg)
+        ctx.reporter.warn(f"{name}: {msg}")
 
 
 def standard_metrics(out: StageOutput, ctx: StageContext, tmp: Path) -> dict[str, Any]:
@@ -42,12 +59,18 @@ def standard_metrics(out: StageOutput, ctx: StageContext, tmp: Path) -> dict[str
     shape = data.input_shape
     model = out.model if out.model is not None else ctx.model
     m: dict[str, Any] = {}
-    if model is not None:
+    if hasattr(model, "state_dict"):  # an nn.Module (the stage's, or its parent for an ONNX output)
         m["params"], m["macs"] = count_params(model), count_macs(model, shape)
+    else:  # a frozen source (FrozenModel): its graph has the figures
+        model = None
     threads = ctx.recipe.run.threads
     if out.onnx is not None:
+        from edgeslim.onnxio.info import count_macs as onnx_macs
+
         onnx_path = Path(out.onnx)
         m.setdefault("params", onnx_params(onnx_path))
+        if "macs" not in m and (macs := onnx_macs(onnx_path, (1, *shape))) is not None:
+            m["macs"] = macs
         m["size_bytes"] = onnx_path.stat().st_size
         backend, m["evaluated_on"] = onnx_backend(onnx_path, threads)
     else:
