@@ -22,11 +22,36 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 TRIALS = 4
 
 
-def _recipe(write_recipe: Any) -> Path:
+# The trials' model waits in forward() until the test creates `release`: both workers are then
+# inside a trial at the same time, whatever the machine's speed, and the kill lands mid-trial.
+GATED = """
+import time
+from pathlib import Path
+
+from torch import nn
+
+RELEASE = Path(__file__).with_name("release")
+
+
+class GatedMLP(nn.Module):
+    def __init__(self, num_classes: int = 10, in_chans: int = 3, image_size: int = 16):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(in_chans * image_size * image_size, 16), nn.ReLU(),
+                                 nn.Linear(16, num_classes))
+
+    def forward(self, x):
+        while not RELEASE.exists():
+            time.sleep(0.05)
+        return self.net(x)
+"""
+
+
+def _recipe(write_recipe: Any, folder: Path) -> Path:
+    (folder / "gated.py").write_text(GATED)
     return write_recipe(
-        stages=[{"stage": "finetune", "train": {"epochs": 4, "batch_size": 8, "tensorboard": False,
+        stages=[{"stage": "finetune", "train": {"epochs": 2, "batch_size": 16, "tensorboard": False,
                                                  "eval_test": False}}],
-        model={"source": "test_mlp", "kwargs": {"image_size": 16, "hidden": 16}},
+        model={"source": f"{folder / 'gated.py'}:GatedMLP", "kwargs": {"image_size": 16}},
         name="pg",
         search={"trials": TRIALS, "sampler": "random", "pruner": "none",
                 "params": {"lr": {"low": 1e-3, "high": 0.1, "log": True}}},
@@ -47,32 +72,40 @@ def _trials(url: str) -> list[Any]:
         return []
 
 
-def _running_trial_of(pid: int, url: str, trials_dir: Path) -> int | None:
-    """A RUNNING trial whose run folder is locked by process ``pid`` (the lock file names it)."""
+def _running_trials(url: str, trials_dir: Path) -> dict[int, int]:
+    """pid -> number of its RUNNING trial (each trial's run folder lock names its holder)."""
     from optuna.trial import TrialState
 
     from edgeslim.runlock import read_holder
 
+    out = {}
     for t in _trials(url):
         lock = trials_dir / f"trial-{t.number:04d}" / ".lock"
-        if t.state == TrialState.RUNNING and lock.is_file() and read_holder(lock).get("pid") == pid:
-            return t.number
-    return None
+        if t.state == TrialState.RUNNING and lock.is_file():
+            pid = read_holder(lock).get("pid")
+            if pid is not None:
+                out[int(pid)] = t.number
+    return out
 
 
 def test_two_workers_one_study_and_a_kill9(write_recipe, tmp_path, postgres_server, wait_for):
     from optuna.trial import TrialState
 
     url = postgres_server.url
-    recipe = _recipe(write_recipe)
+    recipe = _recipe(write_recipe, tmp_path)
     cmd = [sys.executable, "-m", "edgeslim", "tune", str(recipe), "--storage", url, "--study", "pgstudy", "-q"]
     trials_dir = tmp_path / "runs" / "pg" / "tune" / "trials" / "pgstudy"
     a = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     b = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        killed = wait_for(lambda: _running_trial_of(a.pid, url, trials_dir), "a trial running in worker A", a)
+        def in_both() -> dict[int, int] | None:
+            running = _running_trials(url, trials_dir)
+            return running if {a.pid, b.pid} <= set(running) else None
+
+        killed = wait_for(in_both, "a trial running in each worker", a)[a.pid]
         os.killpg(a.pid, signal.SIGKILL)
         a.wait()
+        (tmp_path / "release").touch()
         out, err = b.communicate(timeout=wait_for.cap_s)
     finally:
         for p in (a, b):
