@@ -34,23 +34,24 @@ def _workers_of(out: Path) -> list[int]:
 @pytest.mark.slow
 def test_kill9_mid_sweep_then_rerun_recomputes_nothing_finished(tmp_path, wait_for):
     write_nets(tmp_path)
-    models = [{"source": "tinycnn"}, {"source": "nets.py:Small"}, {"source": "nets.py:Wide"},
+    models = [{"source": "tinycnn"}, {"source": "nets.py:Small"}, {"source": "nets.py:Gated"},
               {"source": "tinyresnet"}]
     zoo = write_zoo(tmp_path / "zoo.yaml", models, precisions=["fp32"])
     out = tmp_path / "out"
     proc = subprocess.Popen(zoo_cmd(zoo, "--out", out, "-q"), cwd=tmp_path, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        # the moment: two rows recorded and the third model's worker running
-        wait_for(lambda: len(rows(out)) >= 2 and _workers_of(out), "two finished rows and a model in flight", proc)
+        # the moment: two rows recorded and the third model (it waits for `release`) in flight
+        wait_for(lambda: len(rows(out)) == 2 and _workers_of(out), "two finished rows and a model in flight", proc)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     before = rows(out)
-    assert 2 <= len(before) < 4
+    assert len(before) == 2 and {r["model"] for r in before} == {"tinycnn", "nets.py:Small"}
     # the worker in flight dies with its parent (PR_SET_PDEATHSIG): no orphan computing a lost row
     wait_for(lambda: not _workers_of(out), "the orphaned worker to die")
     prefix = (out / "results.jsonl").read_bytes()
+    (tmp_path / "release").touch()
     r = run_zoo(zoo, "--out", out, cwd=tmp_path, timeout=wait_for.cap_s)
     assert r.returncode == 0, r.stderr[-2000:]
     assert f"{len(before)} already in" in r.stderr
