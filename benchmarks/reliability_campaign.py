@@ -189,7 +189,11 @@ def bad_inputs(cases: list[Case], env: Env, work: Path, jobs: int, keep: bool) -
             mark = {"passed": "ok  ", "failed": "FAIL", "skipped": "skip"}.get(r["status"], "ERR ")
             print(f"  [{n:3d}/{len(cases)}] {mark} {r['name']}" + (f"  -- {r['why']}" if r.get("why") else ""),
                   flush=True)
-    done = [r for r in results if r is not None]
+    return summarize([r for r in results if r is not None])
+
+
+def summarize(done: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts over the case records (also usable on a stored result's ``cases``)."""
     tried = [r for r in done if r["status"] in ("passed", "failed")]
     by_group: dict[str, dict[str, int]] = {}
     for r in tried:
@@ -202,7 +206,8 @@ def bad_inputs(cases: list[Case], env: Env, work: Path, jobs: int, keep: bool) -
             "clear_errors": sum(r["clear_error"] for r in tried), "tracebacks": sum(r["traceback"] for r in tried),
             "wrong_exit_code": sum(not r["exit_ok"] and not r["hang"] for r in tried),
             "multi_line_stderr": sum(not r["one_line"] for r in tried), "hangs": sum(r["hang"] for r in tried),
-            "lost_anything": sum(bool(r["lost"] or r["forbidden_created"]) for r in tried),
+            "lost_files": sum(bool(r["lost"]) for r in tried),
+            "created_forbidden": sum(bool(r["forbidden_created"]) for r in tried),
             "skipped": sum(r["status"] == "skipped" for r in done),
             "setup_errors": sum(r["status"] == "setup_error" for r in done),
         },
