@@ -120,6 +120,7 @@ def measure_candidates(
     Returns:
         ``{"rows": [...], "reference": {...}, "self_compare": {...}, "timing": {...}}``.
     """
+    from edgeslim.runtime.providers import DEFAULT_ALLOW_SPINNING
     from edgeslim.runtime.timing import interleaved_rounds, make_input
 
     rows = {c.key: _row(c, artifact_of(c, files)) for c in cands}
@@ -145,7 +146,7 @@ def measure_candidates(
                       "note": "the float ONNX in onnxruntime: the stage's parent for the accuracy guard"},
         "self_compare": self_compare(per[first.key], per[first.key + SELF_SUFFIX], first.key),
         "timing": {"batch": 1, "threads": threads or "default", "rounds": n_rounds, "calls_per_round": calls,
-                   "interleaved": True, "onnxruntime_spinning": False, "openvino_pinning": True},
+                   "interleaved": True, "onnxruntime_spinning": DEFAULT_ALLOW_SPINNING, "openvino_pinning": True},
     }
 
 
