@@ -240,18 +240,18 @@ def run(recipe: str | Path | dict[str, Any] | Recipe, model: nn.Module | None = 
     importable (or pass ``like=`` to :func:`load_model`). ``model.checkpoint`` still applies.
     """
     from edgeslim.pipeline import run_pipeline
-    from edgeslim.recipe import Recipe, load_recipe, parse_recipe
+    from edgeslim.recipe import Recipe, deep_merge, load_recipe, parse_recipe
 
-    if isinstance(recipe, Recipe):
-        rec = recipe.model_copy(deep=True)
-    elif isinstance(recipe, dict):
-        rec = parse_recipe(copy.deepcopy(recipe), "<dict>")
-    else:
-        rec = load_recipe(recipe)
-    if model is not None:
+    over: dict[str, Any] = {}
+    if model is not None:  # validated as the recipe's source (what each stage needs depends on it)
         from edgeslim.models.sources import register_object
 
-        rec.model.source = register_object(model)
+        over = {"model": {"source": register_object(model)}}
+    if isinstance(recipe, (Recipe, dict)):
+        raw = recipe.resolved() if isinstance(recipe, Recipe) else copy.deepcopy(recipe)
+        rec = parse_recipe(deep_merge(raw, over), "<recipe>" if isinstance(recipe, Recipe) else "<dict>")
+    else:
+        rec = load_recipe(recipe, over or None)
     from edgeslim.progress import Reporter
 
     return run_pipeline(rec, Reporter(quiet=quiet))

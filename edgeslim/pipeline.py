@@ -172,7 +172,7 @@ def preflight(recipe: Recipe) -> DataBundle:
         from edgeslim.models.frozen import open_frozen
 
         open_frozen(info).check_fits(tuple(data.input_shape), data.num_classes)
-    elif recipe.model.checkpoint or recipe.model.weights or info.kind in ("pyfile", "module"):
+    elif recipe.model.checkpoint or recipe.model.weights or info.kind in ("pyfile", "module", "edgeslim"):
         # A user's file is imported here: its errors (and a checkpoint that does not fit) stop
         # the run before anything is written.
         from edgeslim.models.factory import model_from_spec

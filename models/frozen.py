@@ -160,13 +160,19 @@ def open_frozen(source: str | Path | SourceInfo) -> FrozenModel:
 
 
 def _load_torch(kind: str, path: Path) -> nn.Module:
+    import logging
     import warnings
 
+    # torch.export logs a full traceback for a damaged archive before raising; the one-line
+    # error below says it, so that logger is quiet while loading (and restored after).
+    log = logging.getLogger("torch.export")
+    level = log.level
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*torch.jit.load.*is deprecated", category=FutureWarning)
             if kind == "torchscript":
                 return torch.jit.load(str(path), map_location="cpu").eval()
+        log.setLevel(logging.CRITICAL)
         return ExportedModule(torch.export.load(str(path)))
     except Exception as exc:  # torch raises RuntimeError / many others for a bad archive
         what = "TorchScript archive" if kind == "torchscript" else "torch.export ExportedProgram (.pt2)"
@@ -174,6 +180,8 @@ def _load_torch(kind: str, path: Path) -> nn.Module:
             f"'{path}' could not be opened as a {what}: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}; "
             "save it again with " + ("torch.jit.save" if kind == "torchscript" else "torch.export.save")
         ) from exc
+    finally:
+        log.setLevel(level)
 
 
 def probe_input_shape(info: SourceInfo, module: nn.Module | None = None) -> tuple[int, ...] | None:

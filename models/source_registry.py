@@ -154,7 +154,9 @@ def _torch_archive_kind(s: str) -> str | None:
     if not (p.suffix.lower() in _TORCH_FILE_SUFFIXES and p.is_file()):
         return None
     if not zipfile.is_zipfile(p):
-        return "pickle"  # legacy torch.save format
+        # .pt2 is only ever an ExportedProgram (its loader reports the damage); else the legacy
+        # torch.save format
+        return "exported" if p.suffix.lower() == ".pt2" else "pickle"
     try:
         with zipfile.ZipFile(p) as zf:
             names = zf.namelist()

@@ -153,7 +153,7 @@ def _stage_lines(pretrained: str | None, frozen: bool, macs: float, target: str)
                 "    steps: 2                  # prune, recover, prune, recover",
                 "    accuracy_budget: 5.0      # fail if val top-1 drops more than 5 points (on_budget: warn to keep)",
                 "    recovery:",
-                "      train: {epochs: 3, batch_size: 32, optimizer: {lr: 0.0005}}",
+                "      train: {epochs: 5, batch_size: 32, optimizer: {lr: 0.001}}",
                 "      kd: {teacher: auto}     # distil from the unpruned model while recovering"]
     out += ["  - stage: quantize           # static INT8, built the way the deploy target's runtime takes it",
             "    precision: int8",

@@ -96,7 +96,7 @@ def test_users_photos_and_checkpoint_from_prune_to_a_jetson_bundle(project, orig
         {"stage": "prune", "target": {"macs": 0.5}, "round_to": 4,
          "recovery": {"train": {"epochs": 3, "batch_size": 32, "optimizer": {"lr": 0.002}}}},
         {"stage": "quantize", "precision": "int8", "target": JETSON, "calibration": {"samples": 64},
-         "latency_iters": 5},
+         "latency_iters": 5, "accuracy_budget": 2.0},  # the must-show's 2 points (136 val images; measured 0)
         {"stage": "export"},
     ]
     monkeypatch.chdir(project)
@@ -178,7 +178,7 @@ def test_frozen_copies_quantize_export_deploy_for_jetson_and_validate_refuses_pr
     assert cli("run", refused, "--quiet")[0] == 2 and not (project / "runs" / f"prune-{kind}").exists()
 
     stages = [{"stage": "quantize", "precision": "int8", "target": JETSON, "calibration": {"samples": 64},
-               "latency_iters": 5}, {"stage": "export"}, {"stage": "deploy", "target": JETSON}]
+               "latency_iters": 5, "accuracy_budget": 2.0}, {"stage": "export"}, {"stage": "deploy", "target": JETSON}]
     code, _, err = cli("run", _write(project, f"f{kind}", source, stages), "--quiet")
     assert code == 0, err
     run = json.loads((project / "runs" / f"f{kind}" / "run.json").read_text())

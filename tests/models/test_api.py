@@ -92,6 +92,34 @@ def test_run_a_recipe_with_a_module_object_and_reopen_it(trained_net, tmp_path):
     torch.testing.assert_close(edgeslim.api.load_model(saved, like=like)(x), reopened(x))
 
 
+@pytest.mark.slow
+def test_run_with_a_module_goes_from_prune_to_a_jetson_bundle(trained_net, tmp_path, capsys):
+    import edgeslim
+    from edgeslim.deploy.compat import check_onnx_for_profile
+    from edgeslim.deploy.profiles import get_profile
+
+    stages = [{"stage": "prune", "target": {"macs": 0.5}, "round_to": 4,
+               "recovery": {"train": {"epochs": 1, "batch_size": 32, "optimizer": {"lr": 0.002}}}},
+              # ~108 val images: one flipped image is 0.93 points, so the default 1-point budget would
+              # hinge on a single image; 3 points allow three flips (measured: none).
+              {"stage": "quantize", "target": "jetson-orin-nano", "calibration": {"samples": 32}, "latency_iters": 5,
+               "accuracy_budget": 3.0},
+              {"stage": "export"}, {"stage": "deploy", "target": "jetson-orin-nano"}]
+    recipe = {"run": {"name": "e2e", "output_dir": str(tmp_path / "runs"), "threads": 1, "latency_iters": 5},
+              "data": DIGITS, "stages": stages}
+    result = edgeslim.run(recipe, model=trained_net)
+    assert result.record["status"] == "completed" and len(result.stages) == 4
+    prune, _, export, _ = (s.metrics for s in result.stages)
+    assert prune["macs_fraction"] <= 0.5 and export["precision"] == "int8"
+    # ~0.99 measured on ~145 test digits; 9 points of margin, far beyond kernel-order effects.
+    assert export["test_accuracy"] >= 0.9
+    # A module handed over brings trained weights and no mean/std: the run says it guessed, once.
+    assert "normalising with statistics of the train split" in result.record["warnings"][0]
+    assert capsys.readouterr().err.count("normalising with statistics of the train split") == 1
+    bundle = result.run_dir / "03-deploy" / "bundle" / "model.onnx"
+    assert check_onnx_for_profile(bundle, get_profile("jetson-orin-nano")) == []
+
+
 def test_import_stays_light_even_after_touching_the_api():
     code = ("import sys, edgeslim; assert 'torch' not in sys.modules; "
             "assert callable(edgeslim.run) and callable(edgeslim.api.prune); "

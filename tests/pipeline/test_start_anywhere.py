@@ -183,3 +183,32 @@ def test_normalisation_comes_from_the_models_weights_unless_the_recipe_gives_it(
     given = build_data(DataSpec(**DATA, mean=[0.1] * 3, std=[0.2] * 3), 0, tv)
     assert given.mean == [0.1] * 3 and given.extra["normalization"]["from"] == "recipe data.mean/std"
     assert build_data(spec, 0).mean != data.mean  # the train split's own statistics otherwise
+
+
+def test_run_with_a_module_validates_the_recipe_against_that_module(tmp_path):
+    import edgeslim
+    from edgeslim.errors import RecipeError
+    from edgeslim.models.registry import create_model
+
+    recipe = {"run": {"name": "m", "output_dir": str(tmp_path / "runs"), "threads": 1, "latency_iters": 5},
+              "model": {"source": "gone.onnx"}, "data": DATA,
+              "stages": [{"stage": "prune", "target": {"ratio": 0.3}, "round_to": 2, "on_budget": "warn"}]}
+    with pytest.raises(RecipeError, match="file 'gone.onnx' does not exist"):
+        edgeslim.run(recipe)
+    # The module replaces model.source before validation: prune gets an editable module.
+    result = edgeslim.run(recipe, model=create_model("tinycnn", 4, width=8, depth=2))
+    assert result.record["status"] == "completed"
+    assert result.record["recipe"]["model"]["source"].startswith("object:TinyCNN-")
+    assert result.stages[0].metrics["macs_fraction"] < 1
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("bad.onnx", "bad.onnx' is not a readable ONNX model"),
+    ("bad.pt2", "bad.pt2' could not be opened as a torch.export ExportedProgram (.pt2)"),
+    ("bad.pt", "is corrupt or not a PyTorch file"),
+])
+def test_a_damaged_model_file_fails_in_one_line_before_anything_is_written(tmp_path, cli, name, expected):
+    (tmp_path / name).write_text("junk\n")
+    code, _, err = cli("run", _recipe(tmp_path, {"source": str(tmp_path / name)}, [{"stage": "quantize"}]), "--quiet")
+    assert code == 2 and expected in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "runs").exists()
