@@ -19,12 +19,16 @@ two workers started together draw identical parameters from identically seeded s
 
 from __future__ import annotations
 
+import os
+import platform
 import time
 import warnings
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 POLL_S = 2.0
+WORKER = f"{platform.node()}:{os.getpid()}"
 
 
 class SurplusTrial(Exception):
@@ -52,12 +56,40 @@ def check_surplus(trial: Any, total: int) -> None:
 
 
 def fail_stale(study: Any) -> None:
-    """Mark trials of dead workers FAIL (heartbeat older than the grace period); re-queue them."""
+    """Mark trials of dead workers FAIL (heartbeat older than the grace period); re-queue them.
+
+    Optuna skips a RUNNING trial that never recorded a heartbeat: its worker died between
+    ``ask()`` and the heartbeat thread's first beat (a ``kill -9`` right after a trial ended).
+    Such a trial never got the ``worker`` attribute either (set as the objective starts); once
+    it is older than the grace period it is failed and re-queued here the same way.
+    """
     import optuna
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the API is marked experimental
         optuna.storages.fail_stale_trials(study)
+    storage = getattr(study, "_storage", None)  # optuna wraps an RDBStorage in a cache layer
+    interval = storage.get_heartbeat_interval() if hasattr(storage, "get_heartbeat_interval") else None
+    if not interval:
+        return
+    backend = getattr(storage, "_backend", storage)
+    grace = getattr(backend, "grace_period", None) or 2 * interval
+    from optuna.trial import TrialState
+
+    now = datetime.now()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if "worker" in t.user_attrs or t.datetime_start is None:
+            continue
+        if (now - t.datetime_start).total_seconds() > grace:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    failed = study.tell(t.number, state=TrialState.FAIL)
+            except (ValueError, RuntimeError):  # another worker failed it first (or it just ended)
+                continue
+            callback = storage.get_heartbeat_stale_trial_callback()
+            if callback is not None:
+                callback(study, failed)
 
 
 def optimize_shared(study: Any, objective: Callable[[Any], float], total: int, budget: int,
@@ -72,6 +104,7 @@ def optimize_shared(study: Any, objective: Callable[[Any], float], total: int, b
     started, told = 0, False
 
     def wrapped(trial: Any) -> float:
+        trial.set_user_attr("worker", WORKER)  # also marks the trial as past its start (fail_stale)
         check_surplus(trial, total)
         if reseed is not None:
             trial.study.sampler = reseed(trial.number)  # consulted lazily, at each suggest_*

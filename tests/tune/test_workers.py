@@ -59,3 +59,35 @@ def test_optimize_shared_budget_ends_a_study_whose_trials_fail(tmp_path):
 
     assert optimize_shared(study, broken, total=3, budget=4, catch=(ValueError,), callbacks=[]) == 4
     assert counts(study)["FAIL"] == 4
+
+
+def test_a_trial_killed_before_its_first_heartbeat_is_failed_and_requeued(tmp_path):
+    # Optuna's own check skips a RUNNING trial without a heartbeat (its worker died between ask()
+    # and the first beat); left alone it would stay RUNNING forever and the study never finish.
+    import time
+    import warnings
+
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+    from optuna.trial import TrialState
+
+    from edgeslim.tune.workers import fail_stale
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        storage = RDBStorage(f"sqlite:///{tmp_path / 'h.db'}", heartbeat_interval=1, grace_period=1,
+                             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+    study = optuna.create_study(storage=storage, study_name="h")
+    with warnings.catch_warnings():  # optuna warns that heartbeats are meant for optimize(): on purpose here
+        warnings.simplefilter("ignore")
+        orphan = study.ask({"lr": optuna.distributions.FloatDistribution(1e-3, 1e-1)})
+        live = study.ask()
+    live.set_user_attr("worker", "elsewhere:1")  # a trial whose objective started: not an orphan
+    fail_stale(study)
+    assert study.trials[orphan.number].state == TrialState.RUNNING  # not older than the grace yet
+    time.sleep(1.5)  # the grace period (1 s) is the protocol's, not a guess at a speed
+    fail_stale(study)
+    states = {t.number: t.state for t in study.trials}
+    assert states[orphan.number] == TrialState.FAIL and states[live.number] == TrialState.RUNNING
+    retry = [t for t in study.trials if t.system_attrs.get("failed_trial") == orphan.number]
+    assert len(retry) == 1 and retry[0].state == TrialState.WAITING
+    assert retry[0].params == study.trials[orphan.number].params
