@@ -81,16 +81,7 @@ def _run_stages(recipe: Recipe, run_dir: Path, data: DataBundle, reporter: Repor
     if recipe.run.threads:
         torch.set_num_threads(recipe.run.threads)
     resolved = recipe.resolved()
-    record = new_record(recipe.run.name, resolved, sha256_json(resolved)[:16], recipe.run.seed)
-    record["data_fingerprint"], record["data_skipped"] = data.extra["fingerprint"], data.extra["skipped"]
-    record["normalization"] = {"mean": data.mean, "std": data.std, "from": data.extra["normalization"]["from"]}
-    # data.root as this run resolved it: later commands reopen the run from any directory.
-    record["data_root"] = str(Path(recipe.data.root).resolve()) if recipe.data.root else None
-    record["warnings"] = list(data.extra["warnings"])
-    for s in data.extra["skipped"]:
-        reporter.log(f"[yellow]skipped {s['path']}: {s['reason']}[/yellow]")
-    for w in record["warnings"]:
-        reporter.warn(w)
+    record = _start_record(recipe, resolved, data, reporter)
     device = _device(recipe.run.device)
     # The normalisation in use is part of the key: it may come from the model's weights or the
     # train split, not only from the recipe.
@@ -125,6 +116,22 @@ def _run_stages(recipe: Recipe, run_dir: Path, data: DataBundle, reporter: Repor
 
     # Written here, while the folder is still locked, like every other file of the run.
     return RunResult(run_dir, record, history, write_report(run_dir, record))
+
+
+def _start_record(recipe: Recipe, resolved: dict[str, Any], data: DataBundle, reporter: Reporter) -> dict[str, Any]:
+    """The run record before any stage: recipe, data fingerprint, skipped images, the
+    normalisation in use and the data's warnings (said here, once per run)."""
+    record = new_record(recipe.run.name, resolved, sha256_json(resolved)[:16], recipe.run.seed)
+    record["data_fingerprint"], record["data_skipped"] = data.extra["fingerprint"], data.extra["skipped"]
+    record["normalization"] = {"mean": data.mean, "std": data.std, "from": data.extra["normalization"]["from"]}
+    # data.root as this run resolved it: later commands reopen the run from any directory.
+    record["data_root"] = str(Path(recipe.data.root).resolve()) if recipe.data.root else None
+    record["warnings"] = list(data.extra["warnings"])
+    for s in data.extra["skipped"]:
+        reporter.log(f"[yellow]skipped {s['path']}: {s['reason']}[/yellow]")
+    for w in record["warnings"]:
+        reporter.warn(w)
+    return record
 
 
 def stage_key(prev: str, cfg: Any) -> str:
