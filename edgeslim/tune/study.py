@@ -85,9 +85,8 @@ def suggest(trial: Any, name: str, p: ParamSpec) -> Any:
     return trial.suggest_float(name, float(p.low), float(p.high), step=p.step, log=p.log)
 
 
-def open_study(
-    optuna: Any, spec: SearchSpec, name: str, storage_url: str, seed: int, max_epochs: int
-) -> Any:
+def open_storage(storage_url: str) -> Any:
+    """An RDB storage with heartbeats (shared by ``edgeslim tune`` and ``edgeslim search``)."""
     import warnings
 
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -98,7 +97,7 @@ def open_study(
         # experimental in optuna; its warnings are noise for our users.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            storage = RDBStorage(
+            return RDBStorage(
                 storage_url,
                 heartbeat_interval=10,
                 grace_period=30,
@@ -110,6 +109,12 @@ def open_study(
             "give an RDB URL such as sqlite:///path/study.db or "
             "postgresql://user:pass@host/db (needs psycopg2)"
         ) from exc
+
+
+def open_study(
+    optuna: Any, spec: SearchSpec, name: str, storage_url: str, seed: int, max_epochs: int
+) -> Any:
+    storage = open_storage(storage_url)
     probe = optuna.create_study(
         study_name=name, storage=storage, direction=spec.direction, load_if_exists=True
     )

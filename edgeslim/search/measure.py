@@ -1,0 +1,128 @@
+"""What a trial's artifact scores: validation top-1 and latency, cached by the ONNX's sha256.
+
+The artifact runs in the runtime it ships for (the ``edgeslim.runtime`` metadata the quantize
+stage stamps, e.g. OpenVINO with the BF16 hint; else onnxruntime) unless ``backend`` names one.
+Latency is the median of batch-1 calls timed with the portable timing core (the bundle runner's
+own), here or on a device over SSH (``deploy.gate.remote``). Both results are stored as small
+JSON files in the study folder under ``cache/``, keyed by the artifact's hash and by everything
+else that changes the figure (runtime, threads, timing settings, host or device, data split), so
+the same artifact is never measured twice; each file is written atomically, so workers sharing
+the folder can only race to write the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgeslim.fsutil import atomic_write_json, sha256_file, sha256_json
+
+if TYPE_CHECKING:
+    from edgeslim.data.bundle import DataBundle
+    from edgeslim.deploy.gate.ssh import SshTarget
+    from edgeslim.search.space import LatencySpec
+
+
+def runtime_of(path: Path, backend: str | None) -> tuple[str, str | None]:
+    """(runtime, precision hint) that runs ``path``: ``backend``, else the one its metadata names."""
+    from edgeslim.onnxio.info import read_metadata
+
+    hint = read_metadata(path).get("edgeslim.runtime")
+    hinted = hint.get("backend") if isinstance(hint, dict) else None
+    name = backend or (hinted if hinted in ("openvino", "onnxruntime") else "onnxruntime")
+    bf16 = isinstance(hint, dict) and hinted == name == "openvino" and hint.get("precision") == "bf16"
+    return name, "bf16" if bf16 else None
+
+
+def open_runtime(path: Path, backend: str | None, threads: int | None) -> tuple[Any, str]:
+    """The opened backend and its name (with its precision hint, e.g. ``openvino/bf16``)."""
+    from edgeslim.runtime import open_backend
+
+    name, prec = runtime_of(path, backend)
+    be = open_backend(path, name, threads=threads, precision=prec)
+    return be, name + (f"/{prec}" if prec else "")
+
+
+@dataclass
+class Measurer:
+    """Scores artifacts for one study: where, in what, and how long to time."""
+
+    cache_dir: Path
+    latency: LatencySpec
+    backend: str | None = None
+    threads: int | None = None
+    remote: SshTarget | None = None
+    measured: list[str] = field(default_factory=list)  # sha256 of artifacts timed by this process
+
+    def where(self) -> str:
+        from edgeslim.runrecord import cpu_model
+
+        return f"remote {self.remote}" if self.remote is not None else f"local {cpu_model()}"
+
+    def _file(self, sha: str, kind: str, key: dict[str, Any]) -> Path:
+        return self.cache_dir / f"{sha}.{kind}-{sha256_json(key)[:12]}.json"
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, Any] | None:
+        import json
+
+        try:
+            got = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None  # absent, or damaged by hand: measured again and rewritten
+        return got if isinstance(got, dict) else None
+
+    def accuracy(self, path: Path, data: DataBundle, data_key: str, batch_size: int = 64) -> dict[str, Any]:
+        """Validation top-1 of ``path`` in its runtime (always on this machine: the device has no data)."""
+        from edgeslim.measure import evaluate
+
+        sha = sha256_file(path)
+        file = self._file(sha, "val", {"backend": self.backend, "data": data_key, "threads": self.threads})
+        got = self._read(file)
+        if got is not None and isinstance(got.get("accuracy"), float):
+            return {**got, "cached": True}
+        be, name = open_runtime(path, self.backend, self.threads)
+        ev = evaluate(be, data, "val", batch_size)
+        out = {"sha256": sha, "accuracy": ev["top1"], "n": ev["n"], "split": "val", "evaluated_on": name}
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(file, out)
+        return {**out, "cached": False}
+
+    def latency_ms(self, path: Path, input_shape: tuple[int, ...]) -> dict[str, Any]:
+        """Median batch-1 latency of ``path`` on the target (cached by its sha256)."""
+        sha = sha256_file(path)
+        name, prec = runtime_of(path, self.backend)
+        key = {"backend": name, "precision": prec, "threads": self.threads, "where": self.where(),
+               "timing": self.latency.model_dump()}
+        file = self._file(sha, "latency", key)
+        got = self._read(file)
+        if got is not None and isinstance(got.get("latency_ms"), float):
+            return {**got, "cached": True}
+        res = self._remote(path, name, prec) if self.remote is not None else self._local(path, input_shape)
+        out = {"sha256": sha, **res, "where": self.where(), "threads": self.threads, **self.latency.model_dump()}
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(file, out)
+        self.measured.append(sha)
+        return {**out, "cached": False}
+
+    def _local(self, path: Path, input_shape: tuple[int, ...]) -> dict[str, Any]:
+        from edgeslim.runtime.timing import make_input, summarize, time_calls
+
+        be, name = open_runtime(path, self.backend, self.threads)
+        x = make_input(tuple(input_shape), 1)
+        t = self.latency
+        s = summarize(time_calls(lambda: be.run(x), warmup=t.warmup, min_iters=t.min_iters,
+                                 min_time_s=t.min_time_s), 1)
+        return {"latency_ms": s["median_ms"], "p90_ms": s["p90_ms"], "iters": s["iters"], "backend": name}
+
+    def _remote(self, path: Path, name: str, prec: str | None) -> dict[str, Any]:
+        from edgeslim.deploy.gate.bench import BenchOptions
+        from edgeslim.deploy.gate.remote import remote_bench
+
+        t = self.latency
+        opts = BenchOptions(batches=[1], warmup=t.warmup, min_iters=t.min_iters, min_time_s=t.min_time_s,
+                            threads=self.threads, backend=name, precision=prec)
+        r = remote_bench(self.remote, path, opts)  # type: ignore[arg-type]
+        return {"latency_ms": float(r["median_ms"]), "p90_ms": r.get("p90_ms"), "iters": r.get("iters"),
+                "backend": name + (f"/{prec}" if prec else ""), "device": r.get("host")}
