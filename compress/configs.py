@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from edgeslim.config import Config
 from edgeslim.stages.registry import StageConfig
-from edgeslim.train.config import TrainConfig
+from edgeslim.train.config import ModeKeys, TrainConfig
 
 
 class BudgetMixin(Config):
@@ -37,7 +37,7 @@ class FeatureKD(Config):
     weight: float = Field(1.0, ge=0)
 
 
-class StudentSpec(Config):
+class StudentSpec(ModeKeys):
     kind: Literal["current", "width", "model"] = Field(
         "current",
         description="current: the chain's model (e.g. pruned); width: a thinner teacher copy; "
@@ -47,7 +47,19 @@ class StudentSpec(Config):
     source: str | None = Field(
         None, description="kind=model: registry name (tinycnn, torchvision:resnet18 ...)"
     )
-    kwargs: dict = Field(default_factory=dict)
+    kwargs: dict = Field(default_factory=dict, description="kind=model: builder arguments")
+
+    def inactive_keys(self) -> dict[str, str]:
+        out = {} if self.kind == "width" else {"width": "kind: width"}
+        if self.kind != "model":
+            out.update(source="kind: model", kwargs="kind: model")
+        return out
+
+    @model_validator(mode="after")
+    def _model_needs_source(self) -> StudentSpec:
+        if self.kind == "model" and not self.source:
+            raise ValueError("kind: model needs source (a model name), e.g. student: {kind: model, source: tinycnn}")
+        return self
 
 
 class DistillConfig(StageConfig, BudgetMixin):
@@ -140,11 +152,20 @@ class PruneConfig(StageConfig, BudgetMixin):
         return ("module", "torch", "model_file")
 
 
-class CalibSpec(Config):
+class CalibSpec(ModeKeys):
     samples: int = Field(128, ge=1)
     source: Literal["train", "folder"] = "train"
-    folder: str | None = None
+    folder: str | None = Field(None, description="source=folder: images or .npy inputs")
     seed: int | None = Field(None, description="default: the run seed")
+
+    def inactive_keys(self) -> dict[str, str]:
+        return {} if self.source == "folder" else {"folder": "source: folder"}
+
+    @model_validator(mode="after")
+    def _folder_needs_path(self) -> CalibSpec:
+        if self.source == "folder" and not self.folder:
+            raise ValueError("source: folder needs folder (a path), e.g. calibration: {source: folder, folder: calib/}")
+        return self
 
 
 class QatSpec(Config):
@@ -185,7 +206,7 @@ class TargetSpec(Config):
 QuantPrecision = Literal["int8", "int8_dynamic", "fp16", "bf16", "fp32"]
 
 
-class QuantizeConfig(StageConfig, BudgetMixin):
+class QuantizeConfig(StageConfig, BudgetMixin, ModeKeys):
     stage: Literal["quantize"] = "quantize"
     precision: Literal["int8", "int8_dynamic", "fp16", "bf16", "fp32", "auto"] = "int8"
     candidates: list[QuantPrecision] | None = Field(
@@ -225,6 +246,12 @@ class QuantizeConfig(StageConfig, BudgetMixin):
 
     def makes(self) -> tuple[str, ...]:
         return ("onnx",)
+
+    def inactive_keys(self) -> dict[str, str]:
+        out = {} if self.method == "qat" else {"qat": "method: qat"}
+        if self.precision != "auto":
+            out["candidates"] = "precision: auto"
+        return out
 
     @field_validator("backends")
     @classmethod

@@ -53,6 +53,8 @@ def qat_to_onnx(
     qmodel = res.model.cpu().eval()
     save_model(qmodel, ctx.workdir / "qat_model.pt")
     exp = export_onnx(qmodel, data.input_shape, out, cfg.opset, True)
+    for note in exp.warnings:  # e.g. the dynamo exporter's fallback: said unless --quiet
+        ctx.log(f"[yellow]quantize: QAT export: {note}[/yellow]")
     return exp.path, {
         "qat": {
             "val_top1_fakequant_before": before,

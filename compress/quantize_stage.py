@@ -158,11 +158,16 @@ def quantize_model(
     work.mkdir()
     threads = cfg.target.threads or ctx.recipe.run.threads
     shape = data.input_shape
-    float_path, torch_model = float_onnx(model, shape, ctx.workdir / "float.onnx", cfg.opset)
+    notes: list[str] = []
+    float_path, torch_model = float_onnx(model, shape, ctx.workdir / "float.onnx", cfg.opset, notes)
+    for note in notes:  # e.g. the dynamo exporter's fallback: said unless --quiet, kept in metrics
+        ctx.log(f"[yellow]quantize: float export: {note}[/yellow]")
     backends, devices = candidate_backends(cfg, profile)
     wanted = _wanted(cfg, profile, backends)
     cands: dict[str, Path] = {"fp32": float_path}
     metrics: dict[str, Any] = {"float_onnx": "float.onnx", "method": cfg.method}
+    if notes:
+        metrics["export_warnings"] = notes
     if profile is not None:
         metrics["target_profile"] = profile.name
     metrics["int8_format"] = {"activations": "int8 symmetric (zero point 0)" if symmetric else "uint8 asymmetric",
@@ -240,15 +245,19 @@ def _ship(src: Path, out: Path, hint: dict[str, Any]) -> None:
 
 
 def float_onnx(model: nn.Module | FrozenModel | Path, shape: tuple[int, ...], out: Path,
-               opset: int) -> tuple[Path, nn.Module | None]:
-    """The float ONNX every candidate is built from, and the torch module if there is one."""
+               opset: int, notes: list[str] | None = None) -> tuple[Path, nn.Module | None]:
+    """The float ONNX every candidate is built from, and the torch module if there is one
+    (the exporter's notes, such as a fallback to TorchScript, are appended to ``notes``)."""
     from edgeslim.onnxio.export import export_onnx, finalize_onnx
 
     if isinstance(model, Path):
         return finalize_onnx(model, out, {"edgeslim.exporter": "none (ONNX source)"}, input_shape=shape).path, None
     if hasattr(model, "to_onnx") and hasattr(model, "kind"):  # a FrozenModel
         return model.to_onnx(out, shape, opset, True).path, model.module  # type: ignore[union-attr]
-    return export_onnx(model, shape, out, opset, True).path, model  # type: ignore[arg-type]
+    res = export_onnx(model, shape, out, opset, True)  # type: ignore[arg-type]
+    if notes is not None:
+        notes.extend(res.warnings)
+    return res.path, model  # type: ignore[return-value]
 
 
 def _check_target(path: Path, profile: Profile | None) -> None:

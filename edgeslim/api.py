@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import shutil
 import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +103,8 @@ def export(model: nn.Module, input_shape: Sequence[int], out: str | Path, *, ops
 
     shape = tuple(int(d) for d in input_shape)
     res = export_onnx(model, shape, out, opset, dynamic_batch)
+    for note in res.warnings:  # export_onnx records its notes; a notebook user hears them here
+        warnings.warn(f"edgeslim export: {note}", stacklevel=2)
     if check_parity:
         from edgeslim.deploy.export.parity import ParityConfig, fp32_parity, gate
         from edgeslim.runtime import open_backend

@@ -176,6 +176,12 @@ def preflight(recipe: Recipe) -> DataBundle:
     info = check_source(recipe.model.source)
     data = build_data(recipe.data, recipe.run.seed, model_norm(recipe.model))
     if not info.editable:
+    if info.editable:
+        from edgeslim.models.factory import check_model_kwargs
+
+        # Before the data is read: a misspelt or mistyped model.kwargs is a one-line error here,
+        # not a TypeError from the first stage after the run folder exists.
+        check_model_kwargs(recipe.model, run_user_code=True)
         from edgeslim.models.frozen import open_frozen
 
         open_frozen(info).check_fits(tuple(data.input_shape), data.num_classes)

@@ -64,9 +64,9 @@ class RunSpec(Config):
     @field_validator("name", mode="before")
     @classmethod
     def _safe_name(cls, v: Any) -> Any:
-        if isinstance(v, str) and run_name_problem(v) is None:
+        if isinstance(v, str) and folder_name_problem(v) is None:
             return v
-        why = run_name_problem(v) if isinstance(v, str) else "is not a string"
+        why = folder_name_problem(v) if isinstance(v, str) else "is not a string"
         raise PydanticCustomError("run_name", why + "; a valid run name is one folder name matching the pattern "
                                   "{pattern} (letters, digits, '.', '_', '-'; a letter or digit first), "
                                   "e.g. 'demo-2'", {"pattern": _NAME.pattern})
@@ -76,11 +76,12 @@ _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
-def run_name_problem(name: str) -> str | None:
-    """Why ``name`` cannot be a run folder's name (None when it can).
+def folder_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a folder edgeslim writes (None when it can).
 
-    The name becomes ``<output_dir>/<name>``, whose stale stage folders edgeslim removes, so it
-    must be exactly one path component inside output_dir: not '.', '..', empty, hidden or a path.
+    Run names (``<output_dir>/<name>``) and stage labels (``<run>/NN-<label>``) both become
+    folders whose stale siblings edgeslim removes, so each must be exactly one safe path
+    component: not '.', '..', empty, hidden or a path.
     """
     if name in ("", ".", ".."):
         return "is empty" if not name else "would name the output folder or its parent"
@@ -94,6 +95,25 @@ def run_name_problem(name: str) -> str | None:
     if name.split(".")[0].upper() in _RESERVED or name.endswith("."):
         return "is reserved on Windows (CON, NUL, COM1..., or a trailing '.')"
     return None
+
+
+run_name_problem = folder_name_problem  # the name tune and older callers import
+
+
+def label_problems(stages: list[StageConfig]) -> list[str]:
+    """One line per stage label that cannot be part of a folder name (``NN-<label>``)."""
+    out = []
+    for i, cfg in enumerate(stages):
+        if cfg.label is None:
+            continue
+        why = folder_name_problem(cfg.label)
+        if why is None and cfg.label.endswith(".failed"):
+            why = "ends in '.failed', the suffix of a failed stage's kept folder"
+        if why:
+            out.append(f"stages[{i}].label: {cfg.label!r} {why}; a label becomes the stage folder's name "
+                       "(NN-<label>): one folder name of letters, digits, '.', '_', '-', a letter or digit "
+                       "first, e.g. label: prune-50")
+    return out
 
 
 class Recipe(Config):
@@ -144,15 +164,21 @@ def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
     except ValidationError as exc:
         problems += [f"{source}: {p}" for p in format_validation(exc, Recipe)]
         recipe = None
-    stages_raw = raw.get("stages") or []
+    stages_raw = raw.get("stages")
     typed: list[StageConfig] = []
-    if not isinstance(stages_raw, list):
+    if stages_raw is None or stages_raw == []:
+        problems.append(f"{source}: stages: {'is empty' if stages_raw == [] else 'is missing'}: a recipe runs at "
+                        "least one stage; add e.g. 'stages: [{stage: finetune, train: {epochs: 5}}, {stage: export}]' "
+                        f"(stages: {', '.join(stage_names())})")
+        stages_raw = []
+    elif not isinstance(stages_raw, list):
         problems.append(f"{source}: stages: must be a list of '- stage: NAME' items; given {type(stages_raw).__name__}")
         stages_raw = []
     for i, item in enumerate(stages_raw):
         cfg = _parse_stage(item, i, source, problems)
         if cfg is not None:
             typed.append(cfg)
+    problems += [f"{source}: {p}" for p in label_problems(typed)]
     if recipe is not None:
         problems += [f"{source}: {p}" for p in check_names(recipe.model, recipe.data, "")]
     for i, cfg in enumerate(typed):
@@ -201,6 +227,13 @@ def check_names(model: ModelSpec | None, data: DataSpec | None, prefix: str) -> 
             check_model_name(model.source)
         except InputError as exc:
             out.append(f"{prefix}model.source: {exc}")
+            return out
+        from edgeslim.models.factory import check_model_kwargs
+
+        try:  # zoo models only: a user's file is imported by the run's preflight, not here
+            check_model_kwargs(model)
+        except InputError as exc:
+            out.append(f"{prefix}{exc}")
     return out
 
 

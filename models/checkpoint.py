@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint '{path}' does not exist; check the path")
+    _refuse_empty(path)
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -32,25 +34,49 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     return extract_state_dict(obj, path)
 
 
-def safe_torch_load(path: Path) -> Any:
+def _refuse_empty(path: Path) -> None:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        empty = path.stat().st_size == 0
+    except OSError:
+        return  # the loader reports an unreadable file with its own message
+    if empty:
+        raise CheckpointError(f"checkpoint '{path}' is empty (0 bytes): it was not written completely; "
+                              "save it again with torch.save(model.state_dict(), path)")
+
+
+def _first_line(exc: BaseException, n: int) -> str:
+    """The first line of an exception's message, or its type name when the message is empty."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:n] if lines else type(exc).__name__
+
+
+def safe_torch_load(path: Path) -> Any:
+    path = Path(path)
+    if path.is_file():
+        _refuse_empty(path)
+    try:
+        with warnings.catch_warnings():
+            # torch warns that its weights-only unpickler may not support a pickle protocol
+            # other than 2, just before it refuses such a file; the refusal below is the message.
+            warnings.filterwarnings("ignore", message=r"Detected pickle protocol \d+ in the checkpoint",
+                                    category=UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if not _pickles_objects(path):  # not a readable pickle at all: corrupt, not unsafe
             raise CheckpointError(
-                f"checkpoint '{path}' is corrupt or not a PyTorch file ({str(exc).splitlines()[0][:120]}); "
+                f"checkpoint '{path}' is corrupt or not a PyTorch file ({_first_line(exc, 120)}); "
                 "re-save it with torch.save(model.state_dict(), path)"
             ) from exc
         # weights_only refuses any global it does not know: an arbitrary pickle is never run.
         raise CheckpointError(
             f"checkpoint '{path}' contains Python objects other than tensors and was refused "
-            f"(unsafe to unpickle: {str(exc).splitlines()[0][:160]}); save a plain state_dict "
+            f"(unsafe to unpickle: {_first_line(exc, 160)}); save a plain state_dict "
             "with torch.save(model.state_dict(), path) or use .safetensors"
         ) from exc
     # KeyError/IndexError: what torch.load's legacy-format reader raises on some garbage bytes
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError) as exc:
         raise CheckpointError(
-            f"checkpoint '{path}' is corrupt or not a PyTorch file ({str(exc).splitlines()[0][:160]}); "
+            f"checkpoint '{path}' is corrupt or not a PyTorch file ({_first_line(exc, 160)}); "
             "re-save it with torch.save(model.state_dict(), path)"
         ) from exc
 

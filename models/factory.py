@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from edgeslim.errors import InputError
+from edgeslim.errors import InputError, did_you_mean
 from edgeslim.models.edits import record_edit, set_spec
 
 if TYPE_CHECKING:
@@ -138,3 +140,172 @@ def starting_model(spec: ModelSpec, in_chans: int, num_classes: int) -> Any:
 
         return open_frozen(info)
     return model_from_spec(spec, in_chans, num_classes)
+
+
+# Keys of model.kwargs that edgeslim itself passes to every builder: given again they collide
+# ("got multiple values for argument") deep inside the first stage.
+_RESERVED_KWARGS = {
+    "num_classes": "the head size comes from the data's classes (or the checkpoint's head); drop it",
+    "weights": "use model.weights (torchvision) or model.checkpoint",
+    "pretrained": "edgeslim never downloads weights; give model.checkpoint (a local file)",
+}
+_ZOO_KINDS = ("builtin", "torchvision", "timm")
+
+
+def check_model_kwargs(spec: ModelSpec, run_user_code: bool = False) -> None:
+    """Refuse ``model.kwargs`` the builder cannot take, in one line, before anything is written.
+
+    Names are checked against the builder's signature (``inspect.signature``: did-you-mean and
+    the accepted arguments); a value whose type cannot fit the argument's default (``width:
+    "wide"`` for an int) is named; then a zoo model (built-in, torchvision, timm) is built on the
+    meta device (no memory, no weights; on the CPU where a builder cannot run on meta) so any
+    other error of the builder is reported here, not by the first stage. A user's file or
+    module is imported only with ``run_user_code`` (preflight, not ``validate``): importing it
+    runs it.
+
+    Raises:
+        InputError: ``model.kwargs...: <what>; <what it takes>``.
+
+    >>> from edgeslim.recipe import ModelSpec
+    >>> check_model_kwargs(ModelSpec(source="tinycnn", kwargs={"widht": 8}))
+    Traceback (most recent call last):
+    ...
+    edgeslim.errors.InputError: model.kwargs: 'widht' is not an argument of tinycnn (did you mean 'width'?); \
+it takes: in_chans, width, depth, dropout
+    """
+    from edgeslim.models.source_registry import source_info
+
+    info = source_info(spec.source)
+    if not spec.kwargs or not info.editable or info.kind in ("edgeslim", "object"):
+        return  # a saved model refuses kwargs itself (_from_saved); an object takes none
+    if info.kind not in _ZOO_KINDS and not run_user_code:
+        return
+    for key, why in _RESERVED_KWARGS.items():
+        if key in spec.kwargs:
+            raise InputError(f"model.kwargs.{key}: edgeslim sets this itself; {why}")
+    fn, where = _builder_of(info)
+    params, open_ended = _params(fn)
+    if open_ended and info.kind in _ZOO_KINDS:
+        # Zoo builders pass **kwargs on to the model's class: its constructor says what goes.
+        cls_params = _class_params(spec)
+        params, open_ended = ({**params, **cls_params[0]}, cls_params[1]) if cls_params else (params, True)
+    # timm's builder also takes its own options (features_only, drop_rate...) that no signature
+    # lists: its names are judged by building, not by the signature.
+    if not open_ended and info.kind != "timm":
+        _check_names(spec.kwargs, params, where)
+    _check_types(spec.kwargs, params, where)
+    if info.kind in _ZOO_KINDS:
+        _probe_build(spec, where, params)
+
+
+def _builder_of(info: SourceInfo) -> tuple[Callable[..., Any], str]:
+    """(the callable model.kwargs go to, its display name)."""
+    if info.kind == "builtin":
+        from edgeslim.models.registry import get_builder
+
+        return get_builder(info.target), info.target
+    if info.kind == "torchvision":
+        import torchvision
+
+        return torchvision.models.get_model_builder(info.target), info.source
+    if info.kind == "timm":
+        from edgeslim.errors import require
+
+        return require("timm", "timm").models.get_model_entrypoint(info.target), info.source  # type: ignore[attr-defined]
+    from edgeslim.models.userfile import builder_for, origin_of
+
+    return builder_for(origin_of(info.kind, info.target))
+
+
+def _params(fn: Callable[..., Any]) -> tuple[dict[str, inspect.Parameter], bool]:
+    """(the keyword arguments ``fn`` names, whether it also takes ``**kwargs``)."""
+    try:
+        ps = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # a builtin or C callable without a signature
+        return {}, True
+    named = {n: p for n, p in ps.items() if n != "self"
+             and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+    return named, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in ps.values())
+
+
+def _takes(params: dict[str, inspect.Parameter]) -> str:
+    shown = [n for n in params if n not in ("self", "num_classes")]
+    return "it takes: " + (", ".join(shown) or "no arguments")
+
+
+def _check_names(kwargs: dict[str, Any], params: dict[str, inspect.Parameter], where: str) -> None:
+    for key in kwargs:
+        if key not in params and key != "in_chans":  # in_chans is only passed when it is taken
+            raise InputError(f"model.kwargs: '{key}' is not an argument of {where}{did_you_mean(key, params)}; "
+                             f"{_takes(params)}")
+
+
+def _check_types(kwargs: dict[str, Any], params: dict[str, inspect.Parameter], where: str) -> None:
+    """A value that cannot be what the argument's default is (a string for a number, ...)."""
+    for key, value in kwargs.items():
+        p = params.get(key)
+        default = None if p is None else p.default
+        if isinstance(default, bool) or not isinstance(default, (int, float)) or value is None:
+            continue  # only numeric defaults say clearly what the argument takes
+        integral = isinstance(default, int)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+            not integral or float(value).is_integer())
+        if not ok:
+            want = "an integer" if integral else "a number"
+            raise InputError(f"model.kwargs.{key}: given {value!r} ({type(value).__name__}), but {key} of {where} "
+                             f"takes {want} (default {default!r}); e.g. {key}: {default!r}")
+
+
+def _probe_build(spec: ModelSpec, where: str, params: dict[str, inspect.Parameter]) -> None:
+    """Build the architecture with the kwargs on the meta device (CPU if it cannot): any error
+    is the user's kwargs, said in one line."""
+    import torch
+
+    from edgeslim.models.registry import create_model
+
+    kwargs = {k: v for k, v in spec.kwargs.items() if k != "in_chans"}
+    in_ch = spec.kwargs.get("in_chans", 3)
+    try:
+        with torch.device("meta"):
+            create_model(spec.source, None, in_ch, **kwargs)
+        return
+    except InputError:
+        raise
+    except Exception:  # noqa: BLE001 - some builders cannot run on meta (.item() in __init__): try the CPU
+        pass
+    try:
+        create_model(spec.source, None, in_ch, **kwargs)
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a builder can raise anything for bad arguments
+        raise InputError(_build_failure(spec, where, params, exc)) from exc
+
+
+def _build_failure(spec: ModelSpec, where: str, accepted: dict[str, inspect.Parameter],
+                   exc: BaseException) -> str:
+    import re
+
+    text = (str(exc).strip().splitlines() or [""])[0][:200]
+    unknown = re.search(r"unexpected keyword argument '(\w+)'", text)
+    if unknown and accepted:
+        key = unknown.group(1)
+        return (f"model.kwargs: '{key}' is not an argument of {where}{did_you_mean(key, accepted)}; "
+                f"{_takes(accepted)}")
+    takes = f"; {_takes(accepted)}" if accepted else ""
+    return (f"model.kwargs {spec.kwargs} do not fit {where}: {type(exc).__name__}: {text}{takes}; "
+            "fix or drop the keys named")
+
+
+def _class_params(spec: ModelSpec) -> tuple[dict[str, inspect.Parameter], bool] | None:
+    """The constructor arguments of the class a zoo builder makes (torchvision/timm builders
+    take ``**kwargs`` and pass them on): found by building the default model on meta."""
+    import torch
+
+    from edgeslim.models.registry import create_model
+
+    try:
+        with torch.device("meta"):
+            cls = type(create_model(spec.source, None, 3))
+    except Exception:  # noqa: BLE001 - only a better message is lost
+        return None
+    return _params(cls.__init__)

@@ -45,6 +45,14 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(n for n in _BUILDERS if fnmatch.fnmatch(n, pattern))
 
 
+def get_builder(name: str) -> Builder:
+    """The registered builder of a built-in model (unknown names: InputError with close matches)."""
+    _ensure_builtins()
+    if name not in _BUILDERS:
+        raise unknown_name("model", name, list(_BUILDERS))
+    return _BUILDERS[name]
+
+
 def split_source(name: str) -> tuple[str, str]:
     """``'torchvision:resnet18'`` -> ``('torchvision', 'resnet18')``; bare names are built-ins.
 

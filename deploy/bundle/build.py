@@ -137,6 +137,7 @@ def build_bundle(
         raise InputError(f"calibration cache '{calib}' does not exist")
     run_prec = resolve_precision(prof, facts["precision"], precision, calib is not None)
     check_model(prof, facts["opset"], facts["dynamic_batch"], batch)
+    check_fits_target(onnx_path, prof, f"{st['dir']}/{st['onnx_file']}")
     check_bundle_out(out, run_dir, force, tarball)
     with output_lock(out):
         check_bundle_out(out, run_dir, force, tarball)  # again: the folder may have changed
@@ -157,6 +158,17 @@ def build_bundle(
         except OSError as exc:
             raise InputError(os_error_message(exc, f"writing the bundle '{out}'")) from exc
     return manifest
+
+
+def check_fits_target(onnx_path: Path, prof: Profile, shown: str) -> None:
+    """Refuse, before anything is written, a model the target's runtime would reject on the
+    device (TensorRT: uint8 or non-zero-point QDQ, dynamic INT8, QOperator nodes, an opset it
+    does not parse), naming the first offending node and the fix."""
+    from edgeslim.deploy.compat import check_onnx_for_profile, first_problem_message
+
+    problems = check_onnx_for_profile(onnx_path, prof)
+    if problems:
+        raise InputError(first_problem_message(problems, f"{shown} would be rejected on '{prof.name}'"))
 
 
 def _write_texts(

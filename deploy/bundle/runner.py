@@ -20,7 +20,9 @@ Exit codes: 0 ok, 2 bad input or no inference library, 3 a tampered or invalid b
 
 Which runtime runs: ``--backend NAME`` (strict), else the first of the manifest's
 ``runtime.order`` whose library is installed (e.g. openvino, then onnxruntime on x86 CPUs),
-saying so on stderr when it falls back. ``EDGESLIM_RUNNER_DISABLE=openvino[,...]`` makes the
+saying so on stderr when it falls back. A bf16 entry (OpenVINO's BF16 hint) on a CPU without
+native BF16 falls back too: to the next runtime of the order, else OpenVINO in fp32 (only an
+explicit ``--precision bf16`` is refused there). ``EDGESLIM_RUNNER_DISABLE=openvino[,...]`` makes the
 runner treat those runtimes as not installed (a debugging knob: try the fallback path on a
 machine that has them).
 """
@@ -354,28 +356,65 @@ def _config(name: str, sec: dict, args: argparse.Namespace) -> dict:
 
 def open_runner(bundle: Path, manifest: dict, args: argparse.Namespace, pt: ModuleType) -> Runner:
     """--backend is strict; without it the first runtime of the manifest's order that can run
-    here is used, and a fallback is said on stderr (e.g. openvino not installed: onnxruntime)."""
+    here is used, and a fallback is said on stderr in one ``note:`` line (e.g. openvino not
+    installed: onnxruntime). A bf16 entry on a CPU without native BF16 falls back the same way:
+    to the next runtime of the order, else to openvino in fp32; only an explicit
+    ``--precision bf16`` is refused there."""
     sec = runtime_section(manifest)
     name = getattr(args, "backend", None)
     if name:
         why = unavailable(name, bundle, manifest)
         if why:
             raise RunnerError(f"--backend {name}: {why}")
-        return _open(name, bundle, manifest, _config(name, sec, args), pt)
-    skipped = []
+        cfg = _config(name, sec, args)
+        why = _precision_problem(name, cfg, args, pt)
+        if why:
+            return _fall_back_to_fp32(name, bundle, manifest, cfg, pt, [why])
+        return _open(name, bundle, manifest, cfg, pt)
+    skipped: list[str] = []
+    bf16_denied: tuple[str, dict] | None = None
     for name in [n for n in sec["order"] if n in BACKENDS]:
         why = unavailable(name, bundle, manifest)
         if why:
             skipped.append(why)
             continue
+        cfg = _config(name, sec, args)
+        why = _precision_problem(name, cfg, args, pt)
+        if why:
+            skipped.append(why)
+            bf16_denied = bf16_denied or (name, cfg)
+            continue
         if skipped:
             print(f"note: {'; '.join(skipped)}: running {_model_file(name, manifest)} in {name}",
                   file=sys.stderr)
-        return _open(name, bundle, manifest, _config(name, sec, args), pt)
+        return _open(name, bundle, manifest, cfg, pt)
+    if bf16_denied is not None:  # nothing else runs here: the bf16 runtime itself, in fp32
+        denied_name, denied_cfg = bf16_denied
+        return _fall_back_to_fp32(denied_name, bundle, manifest, denied_cfg, pt, skipped)
     raise RunnerError(
         f"no runtime of this bundle ({', '.join(sec['order'])}) is importable here: {'; '.join(skipped)}; "
         "install one, e.g. pip install numpy onnxruntime"
     )
+
+
+def _precision_problem(name: str, cfg: dict, args: argparse.Namespace, pt: ModuleType) -> str | None:
+    """Why the manifest's precision for ``name`` cannot run natively here (None: it can).
+
+    An explicit ``--precision bf16`` is the user's demand: refused (exit 2) rather than changed."""
+    if name != "openvino" or cfg.get("inference_precision") != "bf16":
+        return None
+    native, why = pt.bf16_support(pt.cpu_features())
+    if native:
+        return None
+    if getattr(args, "precision", None) == "bf16":
+        raise RunnerError(f"precision bf16 on openvino: {why}; run with --precision fp32")
+    return f"openvino bf16 cannot run natively here ({why})"
+
+
+def _fall_back_to_fp32(name: str, bundle: Path, manifest: dict, cfg: dict, pt: ModuleType,
+                       skipped: list[str]) -> Runner:
+    print(f"note: {'; '.join(skipped)}: running {_model_file(name, manifest)} in {name} at fp32", file=sys.stderr)
+    return _open(name, bundle, manifest, {**cfg, "inference_precision": "f32", "precision": "fp32"}, pt)
 
 
 def _model_file(name: str, manifest: dict) -> str:

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 # Each name is a module edgeslim.cli.<name> with register(subparsers). A module that is not
 # there (a command still to come) is skipped, so adding a command never touches this file.
@@ -20,9 +21,21 @@ exit codes: 0 ok, 1 failure, 2 bad input"""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edgeslim", description="Compress, export, verify and benchmark "
-                                "PyTorch vision models for edge devices.", epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+class Parser(argparse.ArgumentParser):
+    """argparse with edgeslim's error format: one ``error:`` line naming the command and where
+    its help is, exit code 2 (argparse prints the whole usage block first).
+
+    The top-level parser is one, and ``add_subparsers`` makes every command's parser of the
+    parser's own class, so every subcommand, present and future, reports this way.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message}; see '{self.prog} --help'\n")
+
+
+    p = Parser(prog="edgeslim", description="Compress, export, verify and benchmark "
+               "PyTorch vision models for edge devices.", epilog=EPILOG,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     from edgeslim import __version__
 
     p.add_argument("--version", action="version", version=f"edgeslim {__version__}")
@@ -42,7 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from edgeslim.errors import EdgeslimError, RecipeError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed in one line
+        return 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +210,8 @@ def main(args: argparse.Namespace) -> int:
             move_onnx(staged, out)
         except OSError as exc:
             raise InputError(os_error_message(exc, f"exporting to '{out}'")) from exc
+    for note in res.warnings:  # a fallback to the TorchScript exporter, a skipped simplification...
+        print(f"note: {note}", file=sys.stderr)
     info: dict[str, Any] = {
         "onnx": str(out),
         "exporter": res.exporter,

@@ -125,11 +125,14 @@ def _run_exporter(
                     f"dynamo ONNX export failed: {type(exc).__name__}: {first}; "
                     "try exporter: torchscript"
                 ) from exc
+            # Recorded, not warned: the note travels in ExportResult.warnings (and the exporter in
+            # the ONNX metadata); the caller says it in its own voice (a stage logs it unless
+            # --quiet, `edgeslim export` prints one `note:` line), never as a warnings-module
+            # line with a file path.
             notes.append(
                 f"dynamo exporter failed ({type(exc).__name__}: {first[:200]}); "
                 "fell back to the TorchScript exporter"
             )
-            warnings.warn(notes[-1], stacklevel=3)
             for p in raw.parent.iterdir():
                 p.unlink()
     try:

@@ -6,9 +6,9 @@ The recipe keys are documented in README.md (finetune section).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from edgeslim.config import Config
 
@@ -36,7 +36,71 @@ SCHEDULES = (
 MONITORS = ("val_loss", "val_top1", "val_top5", "val_macro_f1")
 
 
-class OptimizerSpec(Config):
+class ModeKeys(Config):
+    """A config with a mode (``kind``, ``method``, ``name``...) that some of its keys only apply in.
+
+    Such a key given in another mode would silently do nothing (``student: {width: 0.5}``
+    without ``kind: width`` kept the student as wide as its teacher), so it is refused, naming
+    the key and the mode it needs. Dumps leave inactive keys out, so a resolved recipe
+    (``validate --print``, ``Recipe.resolved()``) parses again.
+
+    ``tolerate_when_set``: the mode key whose explicit value lets inactive keys through. The
+    optimizer's and schedule's ``name`` are searched by ``edgeslim tune`` (shortcuts
+    ``optimizer``, ``schedule``) under fixed keys such as ``momentum`` that only some names use;
+    there only a key given while the mode is left at its default (``schedule: {step_size: 2}``
+    without ``name: step``: a constant lr) is refused.
+    """
+
+    tolerate_when_set: ClassVar[str | None] = None
+
+    def inactive_keys(self) -> dict[str, str]:
+        """Keys that do nothing in the current mode -> the setting they need."""
+        return {}
+
+    @model_validator(mode="after")
+    def _refuse_inactive(self) -> Any:
+        if self.tolerate_when_set and self.tolerate_when_set in self.model_fields_set:
+            return self
+        for key, needs in self.inactive_keys().items():
+            if key in self.model_fields_set:
+                raise ValueError(f"'{key}' applies only with {needs}; add {needs} or drop {key}")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _drop_inactive(self, handler: SerializerFunctionWrapHandler) -> Any:
+        out = handler(self)
+        # A tolerant config dumps its mode key, which lets every key through again: nothing to
+        # drop (and its dump, part of every training stage's cache key, stays as it was).
+        if isinstance(out, dict) and self.tolerate_when_set is None:
+            for key in self.inactive_keys():
+                out.pop(key, None)
+        return out
+
+
+def _used_by(name: str, table: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    """Keys of ``table`` (key -> the names that use it) that ``name`` does not use."""
+    return {k: "name: " + "|".join(names) for k, names in table.items() if name not in names}
+
+
+_OPTIMIZER_KEYS = {
+    "momentum": ("sgd", "momentum", "nesterov", "rmsprop"),
+    "betas": ("adam", "adamw"),
+    "eps": ("adam", "adamw", "rmsprop", "adagrad", "adadelta"),
+    "rho": ("adadelta",),
+    **{k: ("lbfgs",) for k in ("history_size", "max_iter", "line_search", "full_batch")},
+}
+_SCHEDULE_KEYS = {
+    "gamma": ("step", "multistep", "exponential", "plateau"),
+    "step_size": ("step",),
+    "milestones": ("multistep",),
+    "min_lr_ratio": ("cosine",),
+    **{k: ("cyclic",) for k in ("cycle_epochs", "base_lr_ratio")},
+    **{k: ("onecycle",) for k in ("pct_start", "div_factor", "final_div_factor")},
+    "patience": ("plateau",),
+}
+
+
+class OptimizerSpec(ModeKeys):
     """``train.optimizer``: the update rule and its parameter groups."""
 
     name: Literal[
@@ -65,8 +129,13 @@ class OptimizerSpec(Config):
         False, description="lbfgs: one step on the whole training set per epoch"
     )
 
+    tolerate_when_set: ClassVar[str | None] = "name"
 
-class ScheduleSpec(Config):
+    def inactive_keys(self) -> dict[str, str]:
+        return _used_by(self.name, _OPTIMIZER_KEYS)
+
+
+class ScheduleSpec(ModeKeys):
     """``train.schedule``: learning-rate multiplier over training, after optional linear warm-up."""
 
     name: Literal[
@@ -87,6 +156,11 @@ class ScheduleSpec(Config):
     div_factor: float = Field(25.0, ge=1, description="onecycle: start lr = lr / div_factor")
     final_div_factor: float = Field(1e4, ge=1, description="onecycle: end lr = start lr / this")
     patience: int = Field(1, ge=0, description="plateau: epochs without improvement before decay")
+
+    tolerate_when_set: ClassVar[str | None] = "name"
+
+    def inactive_keys(self) -> dict[str, str]:
+        return _used_by(self.name, _SCHEDULE_KEYS)
 
 
 class FreezeSpec(Config):

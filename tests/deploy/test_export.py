@@ -52,13 +52,15 @@ def test_dynamo_single_file_dynamic_batch_metadata(tiny, tmp_path):
     assert meta["edgeslim.input_name"] == "input" and meta["edgeslim.version"]
 
 
-def test_fallback_to_torchscript_is_warned_and_recorded(tiny, tmp_path, monkeypatch):
+def test_fallback_to_torchscript_is_recorded_not_warned(tiny, tmp_path, monkeypatch, recwarn):
     def broken(*a, **k):
         raise RuntimeError("simulated dynamo failure")
 
     monkeypatch.setattr(E, "_export_dynamo", broken)
-    with pytest.warns(UserWarning, match="fell back to the TorchScript exporter"):
-        res = E.export_onnx(tiny, (3, 16, 16), tmp_path / "m.onnx", 17)
+    res = E.export_onnx(tiny, (3, 16, 16), tmp_path / "m.onnx", 17)
+    # callers say it in their own voice (a stage's log, `edgeslim export`'s note: line), so
+    # `edgeslim run -q` prints nothing (tests/integrity/test_campaign_regressions.py)
+    assert not [w for w in recwarn if "fell back" in str(w.message)]
     assert res.exporter == "torchscript" and "simulated dynamo failure" in res.warnings[0]
     assert read_metadata(res.path)["edgeslim.exporter"] == "torchscript"
     with pytest.raises(E.StageError, match="dynamo ONNX export failed.*torchscript"):
