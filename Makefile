@@ -20,6 +20,7 @@ demo: setup
 test: setup
 	bash scripts/ensure-sshd.sh || true
 	bash scripts/ensure-postgres.sh || true
+	bash scripts/ensure-chromium.sh || true
 	$(PY) -m pytest -q
 
 test-fast: setup

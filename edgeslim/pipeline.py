@@ -95,7 +95,9 @@ def _run_stages(recipe: Recipe, run_dir: Path, data: DataBundle, reporter: Repor
         folder = stage_dir(run_dir, i, cfg)
         rec = None if fresh else load_cached(folder, key)
         if rec is not None:
-            reporter.log(f"[dim]{folder.name}: up to date, reused[/dim]")
+            from edgeslim.report import stage_summary
+
+            reporter.stage_reused(folder.name, stage_summary(rec.metrics))
             for w in rec.metrics.get("warnings", []):
                 reporter.warn(f"{folder.name}: {w}")
         else:
@@ -174,14 +176,14 @@ def preflight(recipe: Recipe) -> DataBundle:
     from edgeslim.stages.context import model_norm
 
     info = check_source(recipe.model.source)
-    data = build_data(recipe.data, recipe.run.seed, model_norm(recipe.model))
-    if not info.editable:
     if info.editable:
         from edgeslim.models.factory import check_model_kwargs
 
         # Before the data is read: a misspelt or mistyped model.kwargs is a one-line error here,
         # not a TypeError from the first stage after the run folder exists.
         check_model_kwargs(recipe.model, run_user_code=True)
+    data = build_data(recipe.data, recipe.run.seed, model_norm(recipe.model))
+    if not info.editable:
         from edgeslim.models.frozen import open_frozen
 
         open_frozen(info).check_fits(tuple(data.input_shape), data.num_classes)
@@ -199,7 +201,7 @@ def _run_stage(recipe: Recipe, i: int, cfg: Any, folder: Path, key: str, history
                run_dir: Path) -> StageRecord:
     sdef = get_stage(cfg.stage)
     rec = StageRecord(i, cfg.stage, folder, status="running", key=key)
-    reporter.log(f"[bold]{folder.name}[/bold]: {sdef.doc or cfg.stage}")
+    reporter.stage_start(folder.name, sdef.doc or cfg.stage)
     record["stages"] = [h.to_json(run_dir) for h in history] + [rec.to_json(run_dir)]
     write_record(run_dir, record)
     seed_everything(recipe.run.seed + 1000 * (i + 1))
@@ -218,7 +220,11 @@ def _run_stage(recipe: Recipe, i: int, cfg: Any, folder: Path, key: str, history
         record["status"] = "failed" if not isinstance(exc, KeyboardInterrupt) else "interrupted"
         record["stages"] = [h.to_json(run_dir) for h in history] + [rec.to_json(run_dir)]
         write_record(run_dir, record)
+        reporter.stage_end(folder.name, failed=rec.error)
         raise _stage_failure(folder.name, exc) from exc
+    from edgeslim.report import stage_summary
+
+    reporter.stage_end(folder.name, stage_summary(rec.metrics))
     return rec
 
 

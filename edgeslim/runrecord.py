@@ -13,7 +13,8 @@ from edgeslim.errors import InputError
 from edgeslim.fsutil import atomic_write_json
 
 SCHEMA = "edgeslim.run/1"
-_PACKAGES = ("torch", "torchvision", "onnx", "onnxruntime", "torch-pruning", "numpy", "edgeslim")
+_PACKAGES = ("torch", "torchvision", "onnx", "onnxruntime", "openvino", "torch-pruning", "numpy", "matplotlib",
+             "edgeslim")
 
 
 def versions() -> dict[str, str | None]:
@@ -54,8 +55,22 @@ def host_info(with_gpu: bool = True) -> dict[str, Any]:
 def new_record(name: str, recipe: dict[str, Any], recipe_hash: str, seed: int) -> dict[str, Any]:
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     return {"schema": SCHEMA, "name": name, "status": "running", "created": now, "updated": now,
-            "recipe_hash": recipe_hash, "seed": seed, "versions": versions(), "host": host_info(),
+            "recipe_hash": recipe_hash, "seed": seed, "versions": versions(), "host": run_host_info(),
             "recipe": recipe, "stages": [], "final": {}}
+
+
+def run_host_info() -> dict[str, Any]:
+    """host_info plus what the report's environment section shows: the CPU flags that decide
+    INT8/BF16 speed and torch's intra-op threads as the run set them."""
+    import torch
+
+    from edgeslim.runtime.portable import CPU_FLAGS, cpu_features
+
+    info = host_info()
+    feats = cpu_features()
+    info["cpu_flags"] = {f: bool(feats.get(f)) for f in CPU_FLAGS} if feats.get("known") else None
+    info["torch_threads"] = torch.get_num_threads()
+    return info
 
 
 def write_record(run_dir: Path, record: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from typing import NoReturn
 
 # Each name is a module edgeslim.cli.<name> with register(subparsers). A module that is not
 # there (a command still to come) is skipped, so adding a command never touches this file.
-COMMANDS = ("run", "validate", "info", "tune", "export", "deploy", "bench", "check", "models", "init", "zoo")
+COMMANDS = ("run", "validate", "info", "tune", "export", "deploy", "bench", "check", "models", "init", "zoo", "report")
 
 EPILOG = """examples:
   edgeslim run recipes/demo.yaml            run a recipe (finished stages are reused)

@@ -162,13 +162,20 @@ def main(args: argparse.Namespace) -> int:
     quiet_runtime_logs()
     check_out_file(args.json_out, "--json")
     check_out_file(save, "--save-baseline")
-    if args.remote:
-        from edgeslim.deploy.gate.remote import remote_bench
-        from edgeslim.deploy.gate.ssh import target_from_args
+    from edgeslim.progress import Reporter
 
-        result = remote_bench(target_from_args(args), args.artifact, opts)
-    else:
-        result = run_benchmark(args.artifact, opts)
+    reporter = Reporter(quiet=args.quiet)
+    where = f" on {args.remote}" if args.remote else ""
+    # no start line: a bad artifact stays a single error line with nothing on stdout
+    with reporter.activity("bench", f"{args.artifact}{where}", spinner=False, announce=False) as finished:
+        if args.remote:
+            from edgeslim.deploy.gate.remote import remote_bench
+            from edgeslim.deploy.gate.ssh import target_from_args
+
+            result = remote_bench(target_from_args(args), args.artifact, opts)
+        else:
+            result = run_benchmark(args.artifact, opts, reporter=reporter)
+        finished(f"median {result['median_ms']:.3f} ms")
     if args.json_out:
         write_out(atomic_write_json, args.json_out, result)
     saved_model = None

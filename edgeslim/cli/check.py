@@ -57,6 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baseline-json", default=None, metavar="FILE",
                    help="stored `edgeslim bench --json`/`--save-baseline` result to compare against "
                    "(same host only)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress lines; print only the verdict report (and errors)")
     add_measure_args(p, min_time=3.0)
     add_remote_args(p)
     p.set_defaults(func=main)
@@ -72,8 +74,14 @@ def main(args: argparse.Namespace) -> int:
         check_out_file(path, flag)
     names = _names(args)
     mode = "remote" if args.remote else "stored-baseline" if args.baseline_json else "interleaved"
+    from edgeslim.progress import Reporter
+
+    reporter = Reporter(quiet=args.quiet)
     try:
-        report = _run(args)
+        # no start line: bad input or a crashing model stays a single error line, stdout empty
+        with reporter.activity("check", f"{names[1]} against {names[0]} ({mode})", announce=False) as finished:
+            report = _run(args)
+            finished(report.status)
     except EdgeslimError as exc:
         # the one-line error goes to stderr as usual; the reports say the same, so a CI job that
         # publishes them shows why nothing was compared

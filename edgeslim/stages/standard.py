@@ -49,9 +49,11 @@ def _chance_check(metrics: dict[str, Any], ctx: StageContext, out: StageOutput, 
 
 
 def standard_metrics(out: StageOutput, ctx: StageContext, tmp: Path) -> dict[str, Any]:
-    """params, macs, size_bytes, test_accuracy (0..1) and latency_ms (median, batch 1)."""
-    from edgeslim.measure import count_macs, count_params, evaluate
+    """params, macs, size_bytes, test_accuracy (0..1) and latency_ms (median, batch 1); the test
+    predictions go to ``test_predictions.npz``."""
+    from edgeslim.measure import count_macs, count_params, predict, topk_metrics
     from edgeslim.onnxio.info import count_params as onnx_params
+    from edgeslim.reporting.predictions import save_predictions
     from edgeslim.runtime import open_backend
     from edgeslim.runtime.timing import quick_latency_ms
 
@@ -77,8 +79,12 @@ def standard_metrics(out: StageOutput, ctx: StageContext, tmp: Path) -> dict[str
         m["size_bytes"] = (tmp / "model.pt").stat().st_size
         backend = open_backend(out.model, "torch", input_shape=tuple(shape), device=ctx.device.type)
         m["evaluated_on"] = "torch"
-    ev = evaluate(backend, data, "test", ctx.recipe.data.batch_size)
+    logits, labels = predict(backend, data, "test", ctx.recipe.data.batch_size)
+    ev = topk_metrics(logits, labels, data.num_classes)
     m["test_accuracy"], m["test_top5"], m["test_macro_f1"] = ev["top1"], ev["top5"], ev["macro_f1"]
+    # Kept for the report (confusion matrix, per-class change of the final artifact): a few bytes
+    # per test image instead of running the model again.
+    save_predictions(tmp, logits.argmax(1), labels)
     m["latency_ms"] = round(quick_latency_ms(backend, shape, ctx.recipe.run.latency_iters), 4)
     m["latency_backend"] = m["evaluated_on"]  # which runtime measured latency_ms (never mixed silently)
     if model is not None:

@@ -25,7 +25,7 @@ from edgeslim.fsutil import atomic_torch_save, sha256_json
 from edgeslim.progress import NULL, Reporter
 from edgeslim.train import dist
 from edgeslim.train.config import TrainConfig
-from edgeslim.train.logs import MetricsLog
+from edgeslim.train.logs import MetricsLog, epoch_summary
 from edgeslim.train.optim import Schedule, make_optimizer
 from edgeslim.train.transfer import set_frozen, set_train_mode, training_overrides
 
@@ -471,7 +471,7 @@ def _run_epochs(
     loop: _Loop, log: MetricsLog, reporter: Reporter, hooks: list[EpochCallback]
 ) -> bool:
     cfg = loop.cfg
-    with reporter.task("train", cfg.epochs) as advance:
+    with reporter.task("epoch", cfg.epochs) as advance:
         advance(loop.epoch)
         while loop.epoch < cfg.epochs:
             frozen = set_frozen(loop.model, cfg.freeze, loop.epoch)
@@ -481,7 +481,7 @@ def _run_epochs(
             rec, stop = loop.end_epoch(stats, frozen)
             loop.save_checkpoints()
             log.write(loop.history)
-            advance(1, info=f"{cfg.monitor} {rec[cfg.monitor]:.3f}")
+            advance(1, info=epoch_summary(rec, cfg.monitor))
             for cb in hooks:
                 cb(rec)
             if stop:

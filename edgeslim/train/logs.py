@@ -61,3 +61,17 @@ class MetricsLog:
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+
+
+def epoch_summary(rec: dict[str, Any], monitor: str | None = None) -> str:
+    """The figures of one epoch record for a progress line: ``loss 0.4512 val_loss 0.4011
+    val_acc 0.8750 time 1.9s`` (keys the record lacks are left out; ``monitor`` is added when it
+    is another figure, e.g. ``val_macro_f1 0.8412``)."""
+    shown = [("train_loss", "loss"), ("val_loss", "val_loss"), ("val_top1", "val_acc")]
+    if monitor and monitor not in ("train_loss", "val_loss", "val_top1"):
+        shown.append((monitor, monitor))
+    parts = [f"{label} {rec[key]:.4f}" for key, label in shown
+             if isinstance(rec.get(key), (int, float)) and not isinstance(rec.get(key), bool)]
+    if isinstance(rec.get("epoch_train_s"), (int, float)):
+        parts.append(f"time {rec['epoch_train_s']:.1f}s")
+    return " ".join(parts)

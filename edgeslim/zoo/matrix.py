@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeslim.fsutil import atomic_write_text
+from edgeslim.reporting.html import page
 
 ICON = {"ok": "✅", "gate_failed": "❎", "failed": "❌"}
 HEAD = ["model", "status", "failed_step", "error_class", "error", "source", "kind", "weights", "input_shape",
@@ -119,13 +120,6 @@ def to_markdown(rows: list[dict[str, Any]], title: str = "edgeslim zoo") -> str:
     return "\n".join(lines) + "\n"
 
 
-_CSS = """body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:3px 6px;text-align:left}
-th{background:#f0f0f0;position:sticky;top:0}tr.ok{background:#f3fbf3}tr.gate_failed{background:#fffbe6}
-tr.failed{background:#fdf0f0}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-td.err{max-width:40em;font-size:12px;color:#700}.sum{margin:.5em 0 1em}"""
-
-
 def to_html(rows: list[dict[str, Any]], title: str = "edgeslim zoo") -> str:
     lat = latency_columns(rows)
     cols = _short_cols(lat)
@@ -146,12 +140,11 @@ def to_html(rows: list[dict[str, Any]], title: str = "edgeslim zoo") -> str:
         cells.append(f"<td class=\"err\">{e(str(r.get('error') or ''))}</td>")
         body.append(f"<tr class=\"{e(str(r.get('status')))}\">{''.join(cells)}</tr>")
     by_class = ", ".join(f"{e(str(k))}: {v}" for k, v in s["by_error_class"].items()) or "none"
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{e(title)}</title>"
-            f"<style>{_CSS}</style></head><body><h1>{e(title)}</h1><p class=\"sum\">{s['models']} models: "
-            f"✅ {s['ok']} ok, ❎ {s['gate_failed']} exported but a gate failed, ❌ {s['failed']} failed. "
-            f"Not ok by error class: {by_class}.<br>Versions: {e(_versions_line(rows))}</p>"
-            f"<table><thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(body) +
-            "\n</tbody></table></body></html>\n")
+    # the page style every edgeslim HTML page shares (the run report too)
+    return page(title, f"<h1>{e(title)}</h1><p class=\"sum\">{s['models']} models: "
+                f"✅ {s['ok']} ok, ❎ {s['gate_failed']} exported but a gate failed, ❌ {s['failed']} failed. "
+                f"Not ok by error class: {by_class}.<br>Versions: {e(_versions_line(rows))}</p>"
+                f"<table><thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(body) + "\n</tbody></table>")
 
 
 def write_matrix(out: Path, rows: list[dict[str, Any]], title: str = "edgeslim zoo") -> dict[str, Path]:

@@ -65,7 +65,7 @@ def test_save_baseline_then_check_against_it(cli, model, tmp_path):
     saved = json.loads(path.read_text())
     assert saved["settings"]["threads_requested"]["intra"] == gate_threads()  # measured as check would
     # the same file against its own baseline with a tolerance no noise reaches: a pass
-    code, out, err = cli("check", model, "--baseline-json", path, "--max-slowdown", "1000", *FAST)
+    code, out, err = cli("check", model, "--baseline-json", path, "--max-slowdown", "1000", "-q", *FAST)
     assert code == 0 and out.startswith("PASS:") and "stored vs" in out, out + err
     code, _, err = cli("check", model, "--baseline-json", path, "--threads", str(gate_threads() + 1), *FAST)
     assert code == 2 and one_line_error(err) and "measured with --threads" in err

@@ -196,7 +196,7 @@ def test_unreachable_round_count_is_inconclusive_exit_4(cli, files, tmp_path):
     # whatever this machine's speed, so the verdict is forced
     args, paths = reports(tmp_path)
     code, out, err = cli("check", files["base"], files["base"], "--min-time", "0.2", "--max-time", "0.5",
-                         "--min-rounds", "100000", "--round-ms", "5", *args)
+                         "--min-rounds", "100000", "--round-ms", "5", "-q", *args)
     assert code == 4, out + err
     assert out.startswith("INCONCLUSIVE:") and "100000 are needed" in out and "(exit 4)" in out
     md, suite, js = read_reports(paths)
@@ -213,7 +213,7 @@ def test_stored_baseline_that_cannot_give_a_ci_is_inconclusive_exit_4(cli, files
     bimodal = _write(tmp_path / "bimodal.json", json.dumps(o))
     args, paths = reports(tmp_path)
     code, out, _ = cli("check", files["base"], "--baseline-json", bimodal, "--min-time", "0.2",
-                       "--max-time", "1", *args)
+                       "--max-time", "1", "-q", *args)
     assert code == 4 and out.startswith("INCONCLUSIVE:"), out
     md, _, js = read_reports(paths)
     assert js["verdict"] == "inconclusive" and js["mode"] == "stored-baseline" and "Inconclusive" in md
