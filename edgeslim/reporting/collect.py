@@ -188,21 +188,40 @@ def stage_files(stages: list[StageView], name: str) -> list[tuple[StageView, Any
     return [(s, d) for s in stages if (d := read_json(s.folder / name)) is not None]
 
 
-def search_front(run_dir: Path) -> tuple[list[dict[str, Any]], bytes | None] | None:
-    """A search's points (``search/pareto.json``) and its plot (``search/pareto.png``), if any."""
-    folder = run_dir / "search"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass
+class SearchView:
+    folder: Path
+    points: list[dict[str, Any]]
+    png: bytes | None  # the search's own pareto.png (checked to be a PNG)
+    picked_trial: Any = None  # the trial --pick chose, when this run is the picked one
+
+
+def search_front(run_dir: Path) -> SearchView | None:
+    """A search's front for the report: ``<run>/search/`` (the run a search belongs to), or the
+    search a picked run came from (``<run>/picked.json``, written by ``edgeslim search --pick``)."""
+    folder, picked = run_dir / "search", None
     if not folder.is_dir():
-        return None
+        origin = read_json(run_dir / "picked.json")
+        if not isinstance(origin, dict) or not isinstance(origin.get("search_dir"), str):
+            return None
+        folder = Path(origin["search_dir"])
+        picked = (origin.get("point") or {}).get("trial") if isinstance(origin.get("point"), dict) else None
+        if not folder.is_dir():
+            return None
     data = read_json(folder / "pareto.json")
     if isinstance(data, dict):
-        data = data.get("points") or data.get("front") or data.get("pareto") or []
+        data = data.get("points") or data.get("front") or []
     points = [p for p in data if isinstance(p, dict)] if isinstance(data, list) else []
-    png = folder / "pareto.png"
     try:
-        image = png.read_bytes() if png.is_file() else None
+        image = (folder / "pareto.png").read_bytes() if (folder / "pareto.png").is_file() else None
     except OSError:
         image = None
-    return points, image
+    if image is not None and not image.startswith(PNG_SIGNATURE):
+        image = None  # not a PNG: the report draws the front from pareto.json instead
+    return SearchView(folder, points, image, picked)
 
 
 def warnings(record: dict[str, Any], stages: list[StageView], extra: list[str]) -> list[str]:

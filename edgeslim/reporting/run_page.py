@@ -49,12 +49,21 @@ def _metric_cell(stages: list[StageView], i: int, key: str, fmt: Any, points: bo
         v = s.accuracy if key == "acc" else s.metrics.get(key)
         return float(v) if num(v) else None
 
-    cur = val(stages[i])
-    prev = next((v for s in reversed(stages[:i]) if (v := val(s)) is not None), None)
+    cur, st = val(stages[i]), stages[i]
+    # accuracy is compared only with a stage tested on the same classes (a pretrain stage on a
+    # source task has its own test split)
+    same = [s for s in stages[:i] if key != "acc" or s.class_names == st.class_names]
+    prev = next((v for s in reversed(same) if (v := val(s)) is not None), None)
     if cur is None:
         return cell("-", "num")
-    text = esc(fmt(cur)) + (" CHANCE" if key == "acc" and stages[i].metrics.get("chance_level") else "")
+    text = esc(fmt(cur)) + (" CHANCE" if key == "acc" and st.metrics.get("chance_level") else "")
+    if key == "acc" and st.class_names != _final_classes(stages):
+        text += '<span class="d flat" title="tested on its own data (other classes)">own data</span>'
     return cell(text + delta(cur, prev, points=points, higher_better=points), "num", raw=True)
+
+
+def _final_classes(stages: list[StageView]) -> list[str] | None:
+    return next((s.class_names for s in reversed(stages) if s.class_names), None)
 
 
 def _latency_cell(stages: list[StageView], i: int, runtime: str) -> str:
@@ -93,10 +102,12 @@ def stage_table(stages: list[StageView]) -> str:
 
 def charts_section(stages: list[StageView]) -> str:
     done = [s for s in stages if s.status == "completed"]
+    # size figures: the stages that made an artifact (a bench stage measures, it makes none)
+    sized = [s for s in done if any(num(s.metrics.get(k)) for k in ("params", "macs", "size_bytes"))]
     labels = [s.dir for s in done]
 
     def series(title: str, key: str, units: tuple[tuple[str, float], ...]) -> tuple[str, list[float | None]]:
-        vals = [float(s.metrics[key]) if num(s.metrics.get(key)) else None for s in done]
+        vals = [float(s.metrics[key]) if num(s.metrics.get(key)) else None for s in sized]
         top = max((v for v in vals if v is not None), default=0.0)
         unit, scale = next(((u, f) for u, f in units if top >= f), units[-1])  # the largest unit under top
         return f"{title} ({unit})", [v / scale if v is not None else None for v in vals]
@@ -104,7 +115,7 @@ def charts_section(stages: list[StageView]) -> str:
     counts = (("G", 1e9), ("M", 1e6), ("K", 1e3), ("", 1.0))
     figs = [series("params", "params", counts), series("MACs", "macs", counts),
             series("size", "size_bytes", (("MB", 2.0**20), ("KB", 2.0**10), ("bytes", 1.0)))]
-    bars = charts.stage_bars(labels, [f for f in figs if any(v is not None for v in f[1])])
+    bars = charts.stage_bars([s.dir for s in sized], [f for f in figs if any(v is not None for v in f[1])])
     lat = [(f"latency ms · {runtime_label(r)}",
             [s.latency[0] if s.latency and s.latency[1] == r else None for s in done]) for r in latency_runtimes(done)]
     lat_png = charts.stage_bars(labels, lat, compact=True)

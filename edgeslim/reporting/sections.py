@@ -8,7 +8,7 @@ from typing import Any
 
 from edgeslim.reporting import charts
 from edgeslim.reporting import predictions as P
-from edgeslim.reporting.collect import FinalView, StageView, cpu_flags, num, runtime_label
+from edgeslim.reporting.collect import FinalView, SearchView, StageView, cpu_flags, num, runtime_label
 from edgeslim.reporting.html import cell, esc, png_img, table
 
 MAX_CLASS_ROWS = 100  # more classes: the worst by change are listed, the matrix image has all
@@ -150,21 +150,26 @@ def bench_section(found: list[tuple[StageView, Any]]) -> str:
     return ("<h2 id=\"bench\">Benchmarks</h2>" + "\n".join(parts)) if parts else ""
 
 
-def search_section(front: tuple[list[dict[str, Any]], bytes | None] | None) -> str:
+def search_section(front: SearchView | None) -> str:
     if front is None:
         return ""
-    points, png = front
-    img = png or charts.pareto(points, "search: accuracy vs measured latency")
-    rows = []
-    for p in sorted(points, key=lambda p: p.get("latency_ms") if num(p.get("latency_ms")) else float("inf")):
+    img = front.png or charts.pareto(front.points, "search: accuracy vs measured latency")
+    rows, classes = [], []
+    for p in sorted(front.points, key=lambda p: p["latency_ms"] if num(p.get("latency_ms")) else float("inf")):
         settings = p.get("settings", p.get("params"))
-        rows.append([cell(_f(p.get("accuracy")), "num"), cell(_f(p.get("latency_ms"), ".3f"), "num"),
-                     cell(json.dumps(settings, sort_keys=True) if settings is not None else ""),
-                     cell(p.get("artifact") or "")])
+        rows.append([cell(p.get("trial")), cell(_f(p.get("accuracy")), "num"),
+                     cell(_f(p.get("latency_ms"), ".3f"), "num"), cell(runtime_label(p.get("backend"))),
+                     cell(json.dumps(settings, sort_keys=True) if settings is not None else "")])
+        picked = front.picked_trial is not None and p.get("trial") == front.picked_trial
+        classes.append("ok" if picked else "")
+    where = (f"the search this run was picked from ({front.folder}); its point is highlighted"
+             if front.picked_trial is not None else f"{front.folder}")
     return ("<h2 id=\"search\">Search: Pareto front</h2>"
+            f"<p class=\"meta\">From {esc(where)}. Accuracy: validation top-1 of each trial's artifact; latency: "
+            "measured on the target. Test accuracy is measured for the picked point only.</p>"
             + (png_img(img, "Pareto front: accuracy vs latency") if img else "<p class=\"note\">No plot.</p>")
-            + (table(["accuracy (val)", "latency ms", "settings", "artifact"], rows, num_cols=(0, 1))
-               if rows else "<p class=\"note\">search/pareto.json lists no points yet.</p>"))
+            + (table(["trial", "accuracy (val)", "latency ms", "runtime", "settings"], rows, classes, num_cols=(1, 2))
+               if rows else "<p class=\"note\">pareto.json lists no points yet.</p>"))
 
 
 def environment_section(record: dict[str, Any], stages: list[StageView]) -> str:

@@ -103,3 +103,32 @@ def test_predictions_missing_are_evaluated_or_said_missing(run_copy, cli):
     assert "evaluated on the test split by `edgeslim report`" in text
     head = Page(text).table_with("change (points)")[0][1]
     assert head[2] == "float"  # no float predictions kept either: no change column to compare with
+
+
+@pytest.mark.parametrize("how", ["search-folder", "picked-run"])
+def test_a_search_front_is_embedded(run_copy, tmp_path, cli, how):
+    import base64
+    import io
+
+    from PIL import Image
+
+    # what `edgeslim search` leaves (edgeslim/search/outputs.py): pareto.json + pareto.png
+    search = run_copy / "search" if how == "search-folder" else tmp_path / "elsewhere" / "search"
+    search.mkdir(parents=True)
+    points = [{"trial": 3, "accuracy": 0.91, "latency_ms": 0.8, "backend": "onnxruntime", "settings": {"ratio": 0.5}},
+              {"trial": 7, "accuracy": 0.95, "latency_ms": 1.6, "backend": "onnxruntime", "settings": {"ratio": 0.2}}]
+    (search / "pareto.json").write_text(json.dumps(points))
+    buf = io.BytesIO()
+    Image.new("RGB", (320, 200), (12, 34, 56)).save(buf, format="PNG")
+    (search / "pareto.png").write_bytes(buf.getvalue())
+    if how == "picked-run":  # a run made by `edgeslim search --pick` names its search in picked.json
+        (run_copy / "picked.json").write_text(json.dumps({"search_dir": str(search), "point": points[1]}))
+    code, _, err = cli("report", run_copy)
+    assert code == 0, err
+    text = (run_copy / "report.html").read_text()
+    assert 'id="search"' in text
+    page = Page(text)
+    assert base64.b64encode(buf.getvalue()).decode() in "".join(page.images())  # the search's own plot
+    rows = page.table_with("latency ms")[1:]
+    assert [r[1][0] for r in rows] == ["3", "7"]  # fastest first
+    assert [r[0] for r in rows] == (["", "ok"] if how == "picked-run" else ["", ""])
