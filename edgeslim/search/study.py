@@ -71,7 +71,7 @@ class Runner:
         self.raw, self.plan, self.recipe, self.search_dir = raw, plan, recipe, search_dir
         self.measurer, self.reporter = measurer, reporter
         self.base_dirs: list[Path] = []
-        self.data_key = sha256_json({"data": recipe.resolved()["data"], "seed": recipe.run.seed})
+        self.data_key = data_key(recipe)
 
     def sub_recipe(self, values: dict[str, Any], out: Path, name: str | None, n_stages: int) -> Recipe:
         """The recipe with ``values`` applied, cut to ``n_stages``, run in ``out/name`` (default:
@@ -130,16 +130,25 @@ class Runner:
         return score["accuracy"], score["latency_ms"]
 
     def score(self, path: Path, recipe: Recipe) -> dict[str, Any]:
-        """Validation top-1 and latency of the artifact at ``path`` (both cached by its hash)."""
-        from edgeslim.data import build_data
-        from edgeslim.stages.context import model_norm
+        return score_artifact(self.measurer, path, recipe, self.data_key)
 
-        data = build_data(recipe.data, recipe.run.seed, model_norm(recipe.model))  # cached in-process
-        acc = self.measurer.accuracy(path, data, self.data_key, recipe.data.batch_size)
-        lat = self.measurer.latency_ms(path, tuple(data.input_shape))
-        return {"accuracy": float(acc["accuracy"]), "latency_ms": float(lat["latency_ms"]),
-                "latency_p90_ms": lat.get("p90_ms"), "backend": lat["backend"], "evaluated_on": acc["evaluated_on"],
-                "sha256": acc["sha256"], "latency_cached": lat["cached"], "where": lat["where"]}
+
+def data_key(recipe: Recipe) -> str:
+    """What the validation split depends on besides the artifact (part of the accuracy cache key)."""
+    return sha256_json({"data": recipe.resolved()["data"], "seed": recipe.run.seed})
+
+
+def score_artifact(measurer: Measurer, path: Path, recipe: Recipe, key: str | None = None) -> dict[str, Any]:
+    """Validation top-1 and latency of the artifact at ``path`` (both cached by its hash)."""
+    from edgeslim.data import build_data
+    from edgeslim.stages.context import model_norm
+
+    data = build_data(recipe.data, recipe.run.seed, model_norm(recipe.model))  # cached in-process
+    acc = measurer.accuracy(path, data, key or data_key(recipe), recipe.data.batch_size)
+    lat = measurer.latency_ms(path, tuple(data.input_shape))
+    return {"accuracy": float(acc["accuracy"]), "latency_ms": float(lat["latency_ms"]),
+            "latency_p90_ms": lat.get("p90_ms"), "backend": lat["backend"], "evaluated_on": acc["evaluated_on"],
+            "sha256": acc["sha256"], "latency_cached": lat["cached"], "where": lat["where"]}
 
 
 def check_backend(backend: str | None, remote: SshTarget | None) -> None:
