@@ -166,10 +166,14 @@ def parse_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
         recipe = None
     stages_raw = raw.get("stages")
     typed: list[StageConfig] = []
-    if stages_raw is None or stages_raw == []:
+    # A missing list is said only on its own: with a typo such as 'stagse' the unknown-key line
+    # (with its did-you-mean) already names the fix.
+    if stages_raw == [] or stages_raw is None and not problems:
         problems.append(f"{source}: stages: {'is empty' if stages_raw == [] else 'is missing'}: a recipe runs at "
                         "least one stage; add e.g. 'stages: [{stage: finetune, train: {epochs: 5}}, {stage: export}]' "
                         f"(stages: {', '.join(stage_names())})")
+        stages_raw = []
+    elif stages_raw is None:
         stages_raw = []
     elif not isinstance(stages_raw, list):
         problems.append(f"{source}: stages: must be a list of '- stage: NAME' items; given {type(stages_raw).__name__}")

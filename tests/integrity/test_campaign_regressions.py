@@ -40,6 +40,15 @@ def test_a_recipe_without_stages_is_refused_and_nothing_is_created(cli, write_re
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_misspelt_stages_key_is_one_line_not_two(cli, write_recipe):
+    path = write_recipe()
+    raw = yaml.safe_load(path.read_text())
+    raw["stagse"] = raw.pop("stages")
+    path.write_text(yaml.safe_dump(raw))
+    code, _, err = cli("validate", path)
+    assert code == 2 and one_line_error(err) and "did you mean 'stages'" in err, err
+
+
 # ------------------------------------------------------------------ 2. wrong model.kwargs
 
 @pytest.mark.parametrize("kwargs,named", [
