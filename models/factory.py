@@ -167,11 +167,10 @@ def check_model_kwargs(spec: ModelSpec, run_user_code: bool = False) -> None:
         InputError: ``model.kwargs...: <what>; <what it takes>``.
 
     >>> from edgeslim.recipe import ModelSpec
-    >>> check_model_kwargs(ModelSpec(source="tinycnn", kwargs={"widht": 8}))
+    >>> check_model_kwargs(ModelSpec(source="tinycnn", kwargs={"widht": 8}))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    edgeslim.errors.InputError: model.kwargs: 'widht' is not an argument of tinycnn (did you mean 'width'?); \
-it takes: in_chans, width, depth, dropout
+    edgeslim.errors.InputError: model.kwargs: 'widht' is not an argument of tinycnn (did you mean 'width'?); ...
     """
     from edgeslim.models.source_registry import source_info
 
