@@ -10,7 +10,8 @@ from typing import NoReturn
 
 # Each name is a module edgeslim.cli.<name> with register(subparsers). A module that is not
 # there (a command still to come) is skipped, so adding a command never touches this file.
-COMMANDS = ("run", "validate", "info", "tune", "export", "deploy", "bench", "check", "models", "init", "zoo", "report")
+COMMANDS = ("run", "validate", "info", "tune", "export", "deploy", "bench", "check", "models", "init", "zoo", "search",
+            "report")
 
 EPILOG = """examples:
   edgeslim run recipes/demo.yaml            run a recipe (finished stages are reused)
@@ -20,7 +21,6 @@ EPILOG = """examples:
 exit codes: 0 ok, 1 failure, 2 bad input"""
 
 
-def build_parser() -> argparse.ArgumentParser:
 class Parser(argparse.ArgumentParser):
     """argparse with edgeslim's error format: one ``error:`` line naming the command and where
     its help is, exit code 2 (argparse prints the whole usage block first).
@@ -33,6 +33,7 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message}; see '{self.prog} --help'\n")
 
 
+def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="edgeslim", description="Compress, export, verify and benchmark "
                "PyTorch vision models for edge devices.", epilog=EPILOG,
                formatter_class=argparse.RawDescriptionHelpFormatter)

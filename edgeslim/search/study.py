@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeslim.errors import EdgeslimError, InputError, require
-from edgeslim.fsutil import sha256_json
+from edgeslim.fsutil import atomic_write_json, sha256_json
 from edgeslim.progress import NULL, Reporter
 from edgeslim.safe_yaml import load_yaml_file
 from edgeslim.search.space import CompressSearch, SearchPlan, apply_values, parse_search
@@ -198,23 +198,21 @@ def search(recipe_path: str | Path, *, trials: int | None = None, sampler: str |
     plan = parse_search(raw, recipe, str(recipe_path))
     over = {"trials": trials, "sampler": sampler, "storage": storage, "study": study_name, "seed": seed,
             "backend": backend, "threads": threads}
-    plan.spec = CompressSearch.model_validate({**plan.spec.model_dump(), **{k: v for k, v in over.items()
-                                                                            if v is not None}})
-    spec = plan.spec
+    spec = _with(plan, **{k: v for k, v in over.items() if v is not None})
+    seed_ = spec.seed if spec.seed is not None else recipe.run.seed
+    spec = _with(plan, seed=seed_)  # recorded as used
     check_backend(spec.backend, remote)
     name = spec.study or recipe.run.name
     _check_study_name(name)
     search_dir = recipe.run_dir() / "search"
     search_dir.mkdir(parents=True, exist_ok=True)
     url = spec.storage or f"sqlite:///{search_dir.resolve() / 'study.db'}"
-    seed_ = spec.seed if spec.seed is not None else recipe.run.seed
     study = open_study(optuna, spec, name, url, seed_)
     if pick is not None and trials is None:
         from edgeslim.tune.workers import counts
 
         # --pick alone chooses from the study as it is; it runs trials only when there are none
-        done = counts(study)["COMPLETE"]
-        plan.spec = spec = CompressSearch.model_validate({**spec.model_dump(), "trials": done or spec.trials})
+        spec = _with(plan, trials=counts(study)["COMPLETE"] or spec.trials)
     measurer = Measurer(search_dir / "cache", spec.latency, spec.backend, spec.threads or recipe.run.threads, remote)
     runner = Runner(copy.deepcopy(raw), plan, recipe, search_dir, measurer, reporter)
     _optimize(optuna, study, runner, spec, seed_, url, reporter)
@@ -223,7 +221,14 @@ def search(recipe_path: str | Path, *, trials: int | None = None, sampler: str |
         from edgeslim.search.picked import run_pick
 
         summary["picked"] = run_pick(raw, plan, recipe, search_dir, summary, wanted, reporter)
+        atomic_write_json(search_dir / "summary.json", summary)
     return summary
+
+
+def _with(plan: SearchPlan, **over: Any) -> CompressSearch:
+    """``plan.spec`` with ``over`` applied (validated again); stored back into the plan."""
+    plan.spec = CompressSearch.model_validate({**plan.spec.model_dump(), **over})
+    return plan.spec
 
 
 def _optimize(optuna: Any, study: Any, runner: Runner, spec: CompressSearch, seed: int, url: str,
@@ -233,7 +238,8 @@ def _optimize(optuna: Any, study: Any, runner: Runner, spec: CompressSearch, see
     from edgeslim.tune.workers import counts, optimize_shared
 
     grid = spec.sampler == "grid"
-    total = min(spec.trials, math.prod(len(v) for v in grid_space(spec).values())) if grid else spec.trials  # type: ignore[arg-type]
+    size = math.prod(len(v) for v in grid_space(spec).values())  # type: ignore[arg-type]
+    total = min(spec.trials, size) if grid else spec.trials
     done = counts(study)["COMPLETE"]
     todo = max(total - done, 0)
     reporter.log(f"search study '{study.study_name}' in {url}: {done} completed trial(s); running {todo} more "

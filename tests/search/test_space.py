@@ -103,3 +103,15 @@ def test_a_recipe_without_an_onnx_stage_is_refused():
     stages = [{"stage": "finetune", "train": {"epochs": 1}}, {"stage": "prune"}]
     lines = _problems({"params": {"importance": {"choices": ["l1"]}}}, stages)
     assert "no stage writes an ONNX" in lines[0]
+
+
+def test_shipped_search_demo_validates_and_parses():
+    from pathlib import Path
+
+    from edgeslim.recipe import load_recipe
+    from edgeslim.safe_yaml import load_yaml_file
+
+    path = Path(__file__).resolve().parents[2] / "recipes" / "search-demo.yaml"
+    plan = parse_search(load_yaml_file(path), load_recipe(path), str(path))
+    assert [t.name for t in plan.targets] == ["target_macs", "importance", "round_to", "precision"]
+    assert plan.first_index == 2 and plan.artifact_index == 4  # pretrain+finetune shared; export measured
