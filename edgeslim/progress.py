@@ -183,12 +183,14 @@ class Reporter:
 
     @contextlib.contextmanager
     def activity(self, scope: str, detail: str = "", spinner: bool = True,
-                 announce: bool = True) -> Iterator[Callable[[str], None]]:
+                 announce: bool = True, finish: bool = True) -> Iterator[Callable[[str], None]]:
         """A long single action (a benchmark, a gate check). Plain mode prints
         ``<scope>: start[: <detail>]`` (unless ``announce`` is False) and ``<scope>: done in
         <s>s[: <result>]``, or ``failed after`` when it raises (announced actions only: an
         unannounced one leaves its error as the only output); a terminal shows a spinner unless
-        ``spinner`` is False (the action shows its own bar). The yielded function sets the result."""
+        ``spinner`` is False (the action shows its own bar). The yielded function sets the result.
+        ``finish`` False leaves out the ``done`` line where the command prints its result itself
+        as its first line (``check``'s verdict, which CI logs and scripts read)."""
         result = [""]
         t0 = time.monotonic()
         if self.quiet:
@@ -210,7 +212,7 @@ class Reporter:
         finally:
             if status is not None:
                 status.stop()
-        if plain:
+        if plain and finish:
             self.line(f"{scope}: done in {time.monotonic() - t0:.1f}s" + (f": {result[0]}" if result[0] else ""))
 
 

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edgeslim.deploy.bundle.agree import verify_runtimes
 from edgeslim.deploy.bundle.outpath import (
     BUNDLE_SCHEMA,
     check_bundle_out,
@@ -148,8 +149,10 @@ def build_bundle(
                 copy_runner(tmp)
                 if use_cache and calib is not None:
                     shutil.copy2(calib, tmp / "calibration.cache")
-                n_images = _write_images(record, tmp / "images") if include_images else 0
+                data = data_of(record) if include_images else _data_or_none(record)
+                n_images = _write_images(data, tmp / "images") if include_images else 0
                 manifest = _manifest(record, st, facts, prof, run_prec, batch, n_images, use_cache)
+                manifest["runtime"] = verify_runtimes(onnx_path, manifest["runtime"], data, prof.threads)
                 _write_texts(tmp, manifest, prof, facts, use_cache)
             if tarball:
                 write_tarball(out)
@@ -223,11 +226,19 @@ def data_of(record: dict[str, Any]) -> Any:
                       recorded_norm(record))
 
 
-def _write_images(record: dict[str, Any], folder: Path) -> int:
+def _data_or_none(record: dict[str, Any]) -> Any:
+    """The run's data, or None when it cannot be rebuilt here (moved, deleted): a bundle built
+    without images then says its runtimes were not verified."""
+    try:
+        return data_of(record)
+    except (InputError, OSError):
+        return None
+
+
+def _write_images(data: Any, folder: Path) -> int:
     """The test split as PNG class folders; names keep split order so batches match the pipeline."""
     from edgeslim.deploy.bundle.images import write_png
 
-    data = data_of(record)
     imgs, labels = data.test.images.numpy(), data.test.labels.numpy()
     for i, (img, y) in enumerate(zip(imgs, labels, strict=True)):
         d = folder / data.class_names[int(y)]

@@ -79,7 +79,8 @@ def main(args: argparse.Namespace) -> int:
     reporter = Reporter(quiet=args.quiet)
     try:
         # no start line: bad input or a crashing model stays a single error line, stdout empty
-        with reporter.activity("check", f"{names[1]} against {names[0]} ({mode})", announce=False) as finished:
+        with reporter.activity("check", f"{names[1]} against {names[0]} ({mode})", announce=False,
+                               finish=False) as finished:
             report = _run(args)
             finished(report.status)
     except EdgeslimError as exc:

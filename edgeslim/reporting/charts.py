@@ -7,9 +7,14 @@ regenerated report is byte-identical.
 
 from __future__ import annotations
 
+import functools
 import io
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from edgeslim.mplstyle import default_style
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 PALETTE = ("#4472c4", "#ed7d31", "#70ad47", "#ffc000", "#7030a0", "#2f9e9e", "#c00000")
 MISSING = "charts need matplotlib (pip install matplotlib); the tables hold the same figures"
@@ -21,6 +26,19 @@ def available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def _styled(fn: F) -> F:
+    """Draw ``fn``'s chart on matplotlib's defaults (``edgeslim.mplstyle``)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not available():
+            return None
+        with default_style():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _figure(w: float, h: float) -> Any:
@@ -35,6 +53,7 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
+@_styled
 def stage_bars(labels: Sequence[str], series: Sequence[tuple[str, Sequence[float | None]]],
                compact: bool = False) -> bytes | None:
     """One bar chart per (title, values) side by side; a missing value leaves its bar out
@@ -56,6 +75,7 @@ def stage_bars(labels: Sequence[str], series: Sequence[tuple[str, Sequence[float
     return _png(fig)
 
 
+@_styled
 def training_curves(title: str, segments: Sequence[tuple[str, list[dict[str, Any]]]]) -> bytes | None:
     """Loss and accuracy per epoch; several logs (pruning's recovery after each step) follow each
     other on one axis, split by dashed lines and labelled."""
@@ -90,6 +110,7 @@ def training_curves(title: str, segments: Sequence[tuple[str, list[dict[str, Any
     return _png(fig)
 
 
+@_styled
 def confusion_matrix(cm: Any, names: Sequence[str], title: str) -> bytes | None:
     """Heatmap of counts (rows: true class, columns: predicted), numbers written up to 25 classes."""
     if not available():
@@ -119,6 +140,7 @@ def confusion_matrix(cm: Any, names: Sequence[str], title: str) -> bytes | None:
     return _png(fig)
 
 
+@_styled
 def pareto(points: Sequence[dict[str, Any]], title: str) -> bytes | None:
     """Accuracy against latency of a search's points (front points joined by a line)."""
     pts = [p for p in points if isinstance(p.get("accuracy"), (int, float))

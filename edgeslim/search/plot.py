@@ -21,7 +21,15 @@ def axis_label(env: dict[str, Any]) -> str:
 
 
 def pareto_png(points: list[dict[str, Any]], front: list[dict[str, Any]], xlabel: str, title: str) -> bytes:
-    """PNG bytes of the trials (grey) and the front (red steps, trial numbers)."""
+    """PNG bytes of the trials (grey) and the front (red steps, trial numbers), drawn on
+    matplotlib's defaults (``edgeslim.mplstyle``)."""
+    from edgeslim.mplstyle import default_style
+
+    with default_style():
+        return _draw(points, front, xlabel, title)
+
+
+def _draw(points: list[dict[str, Any]], front: list[dict[str, Any]], xlabel: str, title: str) -> bytes:
     import io
 
     import matplotlib

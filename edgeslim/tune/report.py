@@ -54,13 +54,16 @@ def plots(study: Any, tune_dir: Path) -> tuple[list[str], list[str]]:
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
 
+    from edgeslim.mplstyle import default_style
+
     written, notes = [], []
     for name, fn in (
         ("optimization_history", ovm.plot_optimization_history),
         ("param_importances", ovm.plot_param_importances),
     ):
         try:
-            with warnings.catch_warnings():
+            # optuna's plots switch the process to its ggplot style: undone after each one
+            with warnings.catch_warnings(), default_style():
                 warnings.simplefilter("ignore")  # optuna marks its matplotlib plots experimental
                 ax = fn(study)
             fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure

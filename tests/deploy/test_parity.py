@@ -156,7 +156,8 @@ def test_export_stage_finalizes_a_newer_qdq_model(digits_data_spec, tmp_path):
     from edgeslim.stages.context import StageContext
 
     recipe = parse_recipe(
-        {"run": {"name": "q", "output_dir": str(tmp_path), "threads": 1}, "data": digits_data_spec}
+        {"run": {"name": "q", "output_dir": str(tmp_path), "threads": 1}, "data": digits_data_spec,
+         "stages": [{"stage": "quantize"}, {"stage": "export"}]}
     )
     data = build_data(recipe.data, 0)
     ft, q = tmp_path / "00-finetune", tmp_path / "01-quantize"
