@@ -21,10 +21,13 @@ test: setup
 	bash scripts/ensure-sshd.sh || true
 	bash scripts/ensure-postgres.sh || true
 	bash scripts/ensure-chromium.sh || true
-	$(PY) -m pytest -q
+	# both cores: tests in parallel by file; then, alone, the ones whose verdict is measured latency
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not serial"; a=$$?; \
+	$(PY) -m pytest -q -m serial; b=$$?; \
+	test $$a -eq 0 && test $$b -eq 0
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check .

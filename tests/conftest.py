@@ -17,7 +17,9 @@ import pytest
 import torch
 import yaml
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Under pytest-xdist (make test: two workers on two cores) each worker keeps to one thread, so two
+# workers never oversubscribe the cores with spinning OpenMP threads.
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, os.cpu_count() or 1))
 
 # Tests that wait for another process wait on a condition, never on an assumed speed. The cap only
 # ends a test that would otherwise hang; it is generous because CI machines can be loaded many

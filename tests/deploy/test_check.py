@@ -14,6 +14,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_helpers import conv_net, export  # noqa: E402
 
+pytestmark = pytest.mark.serial  # verdicts depend on measured latency: make test runs these alone
+
 FAST = (
     "--min-time",
     "0.4",

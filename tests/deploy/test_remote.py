@@ -21,7 +21,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_helpers import conv_net, device_python, export  # noqa: E402
 
-pytestmark = pytest.mark.ssh
+pytestmark = [pytest.mark.ssh, pytest.mark.serial]  # serial: verdicts on measured latency
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
 

@@ -11,6 +11,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from gate_helpers import FAST, conv_net, export, one_line_error  # noqa: E402
 
+pytestmark = pytest.mark.serial  # verdicts depend on measured latency: make test runs these alone
+
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):

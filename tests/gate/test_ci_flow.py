@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.serial  # verdicts depend on measured latency: make test runs these alone
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

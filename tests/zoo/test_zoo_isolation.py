@@ -25,7 +25,7 @@ def test_hang_crash_raise_and_oom_become_failed_rows(tmp_path, wait_for):
     for i in range(6):
         np.save(calib / f"{i}.npy", rng.standard_normal((3, 32, 32)).astype(np.float32))
     models = [{"source": "tinycnn", "calibration": "calib"},
-              {"source": "nets.py:Hang", "timeout_s": 25},  # the cap: the hang has to be cut somewhere
+              {"source": "nets.py:Hang", "timeout_s": 15},  # the cap: the hang has to be cut somewhere
               {"source": "nets.py:Abort"},
               {"source": "nets.py:Raise"},
               {"source": "nets.py:Hog", "memory_gb": 8},
@@ -43,7 +43,7 @@ def test_hang_crash_raise_and_oom_become_failed_rows(tmp_path, wait_for):
     assert rows["nets.py:Small"]["metrics"]["int8_calibration"].startswith("synthetic shapes (8 images;")
     hang, abort, raised, hog = (rows[f"nets.py:{n}"] for n in ("Hang", "Abort", "Raise", "Hog"))
     assert (hang["status"], hang["error_class"]) == ("failed", "Timeout")
-    assert "timeout_s=25" in hang["error"] and "nets.py:" in hang["error"] and "(forward)" in hang["error"]
+    assert "timeout_s=15" in hang["error"] and "nets.py:" in hang["error"] and "(forward)" in hang["error"]
     assert (abort["status"], abort["error_class"]) == ("failed", "Crash")
     assert "SIGABRT" in abort["error"] and "(forward)" in abort["error"]
     assert (raised["status"], raised["error_class"]) == ("failed", "ValueError")
