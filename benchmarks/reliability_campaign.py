@@ -50,6 +50,7 @@ from reliability_campaign_parts import (  # noqa: E402
     STABLE,
     concurrent_trial,
     kill_trial,
+    killed_in_training,
     run_edgeslim,
     stage_metrics,
 )
@@ -246,6 +247,8 @@ def kills(n: int, recipe: Path, ref: dict[str, Any], t_ref: float, work: Path, e
         print(f"  kill {attempts:2d}: {'killed' if t['killed'] else 'finished first'} at {t['delay_s']:.1f} s "
               f"({t.get('killed_during') or '-'}) -> resume exit {t['resume_exit']}, "
               f"{'identical' if t['identical'] else 'DIFFERENT: ' + str(t['differences'])[:200]}", flush=True)
+    if env.killed_run is None:
+        env.killed_run = killed_in_training(recipe, work)
     killed = [t for t in trials if t["killed"]]
     return {
         "summary": {"attempts": len(trials), "killed": len(killed),

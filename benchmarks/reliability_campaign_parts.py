@@ -123,6 +123,29 @@ def kill_trial(i: int, recipe: Path, ref: dict[str, Any], t_ref: float, work: Pa
     return t
 
 
+def killed_in_training(recipe: Path, work: Path) -> Path | None:
+    """A run killed once its training has saved resume state (``.resume/*/state.pt``), copied aside
+    for the corrupt-state cases. Random kill moments may all miss an epoch boundary, so this one
+    waits for the state file itself (a condition, not a clock) before the SIGKILL."""
+    out = work / "killed-in-training"
+    run_dir = out / KILL_RECIPE["run"]["name"]
+    cmd = [sys.executable, "-m", "edgeslim", "run", str(recipe), "-q", "--output-dir", str(out)]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + CAP_S
+    while not list(run_dir.glob(".resume/*/state.pt")) and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if p.poll() is None:
+        os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    if not list(run_dir.glob(".resume/*/state.pt")):
+        return None  # the run finished (or failed) before it saved any state
+    snap = work / "killed-snapshot-training"
+    shutil.copytree(run_dir, snap, symlinks=True, ignore=shutil.ignore_patterns(".lock"))
+    shutil.rmtree(out, ignore_errors=True)
+    return snap
+
+
 def concurrent_trial(i: int, extra: list[str], recipe: Path, ref: dict[str, Any], work: Path) -> dict[str, Any]:
     """A first run holds the run folder; a second `edgeslim run` of the same recipe must be refused."""
     out = work / f"conc-{i}"
