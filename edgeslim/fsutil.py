@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -69,6 +71,16 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def atomic_write_csv(path: str | os.PathLike, rows: list[dict[str, Any]]) -> Path:
+    """Rows as CSV, atomically; the columns are every key in first-seen order (a key missing from
+    a row is an empty cell)."""
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
+    w.writeheader()
+    w.writerows(rows)
+    return atomic_write_text(path, out.getvalue())
 
 
 def _json_default(obj: Any) -> Any:

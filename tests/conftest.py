@@ -166,3 +166,22 @@ def cli(capsys):
 @pytest.fixture
 def python() -> str:
     return sys.executable
+
+
+def _study_states(db: Path) -> dict[int, str]:
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    try:
+        return dict(con.execute("select number, state from trials").fetchall())
+    except sqlite3.OperationalError:  # tables not created yet, or locked by the writer
+        return {}
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def study_states() -> Callable[[Path], dict[int, str]]:
+    """``study_states(db)``: trial number -> state of an Optuna SQLite study, read while a
+    killed or running writer may hold it ({} until its tables exist)."""
+    return _study_states

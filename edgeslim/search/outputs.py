@@ -9,12 +9,10 @@ Test accuracy is in none of them: it is measured for the picked point only (``--
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeslim.fsutil import atomic_write_json, atomic_write_text
+from edgeslim.fsutil import atomic_write_csv, atomic_write_json
 from edgeslim.progress import Reporter
 from edgeslim.search.pareto import hypervolume_report, pareto_front
 
@@ -49,14 +47,6 @@ def collect(study: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
                            "sha256": s.get("sha256"), "run_dir": t.user_attrs.get("run_dir")})
     return rows, points
 
-
-def _csv(rows: list[dict[str, Any]]) -> str:
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    out = io.StringIO()
-    w = csv.DictWriter(out, fieldnames=cols)
-    w.writeheader()
-    w.writerows(rows)
-    return out.getvalue()
 
 
 def environment(measurer: Measurer) -> dict[str, Any]:
@@ -95,7 +85,7 @@ def write_outputs(study: Any, plan: SearchPlan, raw: dict[str, Any], search_dir:
     files = {"pareto_json": search_dir / "pareto.json", "trials_csv": search_dir / "trials.csv",
              "pareto_png": search_dir / "pareto.png"}
     atomic_write_json(files["pareto_json"], [{k: p.get(k) for k in POINT_KEYS} for p in front])
-    atomic_write_text(files["trials_csv"], _csv(rows))
+    atomic_write_csv(files["trials_csv"], rows)
     env = environment(measurer)
     if points:
         write_pareto_png(points, front, files["pareto_png"], env, study.study_name)

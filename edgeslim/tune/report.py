@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import warnings
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from edgeslim.fsutil import atomic_write_json, atomic_write_text
+from edgeslim.fsutil import atomic_write_csv, atomic_write_json, atomic_write_text
 from edgeslim.progress import Reporter
 from edgeslim.tune.space import SearchSpec, apply_params
 
@@ -36,14 +34,6 @@ def trials_rows(study: Any) -> list[dict[str, Any]]:
         )
     return rows
 
-
-def _csv(rows: list[dict[str, Any]]) -> str:
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    out = io.StringIO()
-    w = csv.DictWriter(out, fieldnames=cols)
-    w.writeheader()
-    w.writerows(rows)
-    return out.getvalue()
 
 
 def plots(study: Any, tune_dir: Path) -> tuple[list[str], list[str]]:
@@ -91,7 +81,7 @@ def write_outputs(
     from optuna.trial import TrialState
 
     rows = trials_rows(study)
-    atomic_write_text(tune_dir / "trials.csv", _csv(rows))
+    atomic_write_csv(tune_dir / "trials.csv", rows)
     states = [r["state"] for r in rows]
     summary: dict[str, Any] = {
         "study": study.study_name,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sys
-import warnings
 from pathlib import Path
 
 import onnx
@@ -15,7 +14,7 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "models"))
-from twobranch_src import write_mynet  # noqa: E402
+from twobranch_src import save_frozen_copies, write_mynet  # noqa: E402
 
 # Four digit classes of scikit-learn's bundled digits at 16 px: the user's net learns them to ~0.99
 # in a few epochs, so accuracy comparisons below have a wide margin (no download).
@@ -102,15 +101,7 @@ def frozen_copies(trained) -> dict[str, Path]:
     model = model_from_spec(ModelSpec(source=f"{mynet}:TwoBranchNet", checkpoint=str(ckpt), kwargs={"width": 16}),
                             3, 4).eval()
     x = torch.randn(2, 3, 16, 16)
-    out = {"ts": ckpt.with_name("net.ts"), "pt2": ckpt.with_name("net.pt2"), "onnx": ckpt.with_name("net.onnx")}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.jit deprecation notices
-        torch.jit.save(torch.jit.trace(model, x), str(out["ts"]))
-        torch.onnx.export(model, (x,), str(out["onnx"]), dynamo=False, input_names=["input"],
-                          output_names=["logits"], dynamic_axes={"input": {0: "b"}, "logits": {0: "b"}})
-    dims = ({0: torch.export.Dim("batch", min=1, max=512)},)
-    torch.export.save(torch.export.export(model, (x,), dynamic_shapes=dims), str(out["pt2"]))
-    return out
+    return save_frozen_copies(model, x, ckpt.parent)
 
 
 @pytest.mark.slow

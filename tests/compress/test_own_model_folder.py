@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from onnx import numpy_helper
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "models"))
 from photos import USER_MEAN, USER_STD, train_users_checkpoint, write_digit_photos  # noqa: E402
-from twobranch_src import write_mynet  # noqa: E402
+from twobranch_src import save_frozen_copies, write_mynet  # noqa: E402
 
 QUICK_BENCH = ("--min-iters", "5", "--min-time", "0", "--warmup", "1", "--threads", "1")
 # The recipe's data: the photos folder, with the normalisation the user trained with. 30% of
@@ -159,15 +158,7 @@ def frozen_copies(project) -> dict[str, Path]:
                      kwargs={"width": 16})
     model = model_from_spec(spec, 3, 10).eval()
     x = torch.randn(2, 3, 32, 32)
-    out = {"ts": project / "net.ts", "pt2": project / "net.pt2", "onnx": project / "net.onnx"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.jit / TorchScript-exporter deprecation notices
-        torch.jit.save(torch.jit.trace(model, x), str(out["ts"]))
-        torch.onnx.export(model, (x,), str(out["onnx"]), dynamo=False, input_names=["input"],
-                          output_names=["logits"], dynamic_axes={"input": {0: "b"}, "logits": {0: "b"}})
-    dims = ({0: torch.export.Dim("batch", min=1, max=512)},)
-    torch.export.save(torch.export.export(model, (x,), dynamic_shapes=dims), str(out["pt2"]))
-    return out
+    return save_frozen_copies(model, x, project)
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ exactly as a user would; the end-to-end must-show reuses it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 SOURCE = '''
 import torch
@@ -94,3 +95,21 @@ def write_mynet(folder: Path, name: str = "mynet.py") -> Path:
     path = Path(folder) / name
     path.write_text(SOURCE)
     return path
+
+
+def save_frozen_copies(model: Any, x: Any, folder: Path) -> dict[str, Path]:
+    """``model`` as a user would freeze it: TorchScript (net.ts), ExportedProgram (net.pt2, dynamic
+    batch) and ONNX (net.onnx, TorchScript exporter, dynamic batch) in ``folder``."""
+    import warnings
+
+    import torch
+
+    out = {"ts": folder / "net.ts", "pt2": folder / "net.pt2", "onnx": folder / "net.onnx"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit / TorchScript-exporter deprecation notices
+        torch.jit.save(torch.jit.trace(model, x), str(out["ts"]))
+        torch.onnx.export(model, (x,), str(out["onnx"]), dynamo=False, input_names=["input"],
+                          output_names=["logits"], dynamic_axes={"input": {0: "b"}, "logits": {0: "b"}})
+    dims = ({0: torch.export.Dim("batch", min=1, max=512)},)
+    torch.export.save(torch.export.export(model, (x,), dynamic_shapes=dims), str(out["pt2"]))
+    return out

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 
 import pytest
@@ -174,18 +173,10 @@ def test_grid_sampler_and_hyperband(write_recipe, cli, tmp_path):
     assert s["n_complete"] + s["n_pruned"] == 4
 
 
-def _states(db) -> dict[int, str]:
-    con = sqlite3.connect(db)
-    try:
-        return dict(con.execute("select number, state from trials").fetchall())
-    except sqlite3.OperationalError:  # tables not created yet, or locked by the writer
-        return {}
-    finally:
-        con.close()
 
 
 @pytest.mark.slow
-def test_tune_kill9_and_restart_keeps_finished_trials(write_recipe, tmp_path, python, wait_for):
+def test_tune_kill9_and_restart_keeps_finished_trials(write_recipe, tmp_path, python, wait_for, study_states):
     recipe = write_recipe(
         stages=[
             {"stage": "finetune", "train": {"epochs": 3, "batch_size": 8, "tensorboard": False}}
@@ -206,17 +197,17 @@ def test_tune_kill9_and_restart_keeps_finished_trials(write_recipe, tmp_path, py
     )
     try:
         # Killed as soon as two trials are stored (4 still to run): mid-study on any machine.
-        wait_for(lambda: db.exists() and list(_states(db).values()).count("COMPLETE") >= 2,
+        wait_for(lambda: db.exists() and list(study_states(db).values()).count("COMPLETE") >= 2,
                  "two finished trials in the study", proc)
         assert proc.poll() is None, "the study finished before it could be killed"
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    before = {n for n, s in _states(db).items() if s == "COMPLETE"}
+    before = {n for n, s in study_states(db).items() if s == "COMPLETE"}
     assert 2 <= len(before) < 6, "the kill did not land mid-study"
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=wait_for.cap_s)
     assert out.returncode == 0, out.stderr
-    after = _states(db)
+    after = study_states(db)
     assert all(after[n] == "COMPLETE" for n in before), "a finished trial was lost"
     assert list(after.values()).count("COMPLETE") == 6
     assert "6 complete" in out.stdout
