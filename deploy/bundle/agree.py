@@ -42,11 +42,14 @@ def _top1(backend: Any, x: np.ndarray, batch: int = 64) -> np.ndarray:
 
 def _why_not_here(name: str) -> str | None:
     from edgeslim.runtime.providers import backend_spec
-    from edgeslim.runtime.registry import available_backends
+    from edgeslim.runtime.registry import unavailable_reason
 
     if "cpu" not in backend_spec(name).devices:
         return f"{name} does not run on this host's CPU; verify on the device (runner.py --images)"
-    why = available_backends().get(name)
+    try:  # probes this backend only (available_backends would probe every one)
+        why = unavailable_reason(name)
+    except ImportError as exc:
+        why = str(exc)
     return f"{why}; install it to verify before shipping" if why else None
 
 
