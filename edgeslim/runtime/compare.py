@@ -27,6 +27,21 @@ def top1_agreement(ref: np.ndarray, got: np.ndarray) -> float:
     return float((np.asarray(ref).argmax(-1) == np.asarray(got).argmax(-1)).mean())
 
 
+def decisive_rows(ref: np.ndarray, min_margin: float) -> np.ndarray:
+    """Rows whose reference top-1 beats its runner-up by ``min_margin`` logit standard deviations.
+
+    A near-tie (random or untrained weights, a blurry image) flips under any rounding, so its
+    top-1 says nothing about a lower precision; the margin is in units of the row's own spread
+    so it is scale-free. A single-output row has no runner-up and is never decisive.
+    """
+    r = np.asarray(ref, np.float64).reshape(len(ref), -1)
+    if r.shape[1] < 2:
+        return np.zeros(len(r), bool)
+    top2 = np.sort(r, axis=1)[:, -2:]
+    spread = r.std(axis=1)
+    return (top2[:, 1] - top2[:, 0]) >= min_margin * np.where(spread > 0, spread, np.inf)
+
+
 def run_batches(backend: Any, x: np.ndarray, batch: int = 16) -> np.ndarray:
     """First output of ``backend.run`` over ``x`` in batches, concatenated."""
     return np.concatenate([backend.run(x[i:i + batch]) for i in range(0, len(x), batch)])

@@ -51,7 +51,13 @@ class ZooSettings(Config):
     rtol: float = Field(1e-4, ge=0, description="FP32 parity: error allowed relative to max|reference|")
     atol: float = Field(0.0, ge=0, description="FP32 parity: absolute error allowed on top")
     min_agreement: float = Field(0.99, ge=0, le=1, description="FP32 parity: top-1 agreement")
-    int8_min_agreement: float = Field(0.9, ge=0, le=1, description="INT8 top-1 agreement with FP32")
+    int8_min_agreement: float = Field(0.9, ge=0, le=1, description="INT8 top-1 agreement with FP32, "
+                                      "on the images where FP32's top-1 is decisive")
+    int8_min_margin: float = Field(0.5, ge=0, description="a decisive image: FP32 top-1 minus runner-up "
+                                   ">= this many logit standard deviations")
+    int8_min_decisive: int = Field(8, ge=1, le=10_000, description="fewer decisive images: agreement "
+                                   "is inconclusive and only the error gate applies")
+    int8_max_rel_err: float = Field(0.3, gt=0, description="INT8 gate: max |INT8 - FP32| / max |FP32|")
     backends: list[str] = Field(default_factory=lambda: ["onnxruntime"], min_length=1)
     latency_iters: int = Field(50, ge=1, le=100_000)
     latency_warmup: int = Field(5, ge=0, le=10_000)
@@ -107,6 +113,9 @@ class ZooEntry(Config):
     atol: float | None = Field(None, ge=0)
     min_agreement: float | None = Field(None, ge=0, le=1)
     int8_min_agreement: float | None = Field(None, ge=0, le=1)
+    int8_min_margin: float | None = Field(None, ge=0)
+    int8_min_decisive: int | None = Field(None, ge=1, le=10_000)
+    int8_max_rel_err: float | None = Field(None, gt=0)
     backends: list[str] | None = None
     latency_iters: int | None = Field(None, ge=1, le=100_000)
     latency_warmup: int | None = Field(None, ge=0, le=10_000)

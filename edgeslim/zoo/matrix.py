@@ -22,7 +22,9 @@ from edgeslim.reporting.html import page
 ICON = {"ok": "✅", "gate_failed": "❎", "failed": "❌"}
 HEAD = ["model", "status", "failed_step", "error_class", "error", "source", "kind", "weights", "input_shape",
         "opset", "exporter", "max_rel_err", "agreement", "top1_classes", "int8_mode", "int8_calibration",
-        "int8_agreement", "int8_rel_err", "params", "fp32_bytes", "int8_bytes"]
+        "int8_agreement", "int8_agreement_all", "int8_decisive", "int8_verdict", "int8_rel_err", "params",
+        "fp32_bytes", "int8_bytes"]
+NUMERIC = ("max_rel_err", "agreement", "int8_agreement", "int8_rel_err")
 TAIL = ["steps", "versions", "duration_s", "finished_at", "key"]
 _LAT = re.compile(r"^(?P<b>.+)_(?P<p>fp32|int8)_p(?P<q>50|90)_ms$")
 
@@ -84,7 +86,8 @@ def _short_cols(lat: list[str]) -> list[tuple[str, str, str]]:
     """(title, column, format) of the columns the Markdown/HTML tables show."""
     cols = [("model", "model", ""), ("status", "status", ""), ("failed step", "failed_step", ""),
             ("error class", "error_class", ""), ("max rel err", "max_rel_err", ""), ("agreement", "agreement", ""),
-            ("INT8 agreement", "int8_agreement", ""), ("FP32 MB", "fp32_bytes", "mb"),
+            ("INT8 agreement", "int8_agreement", ""), ("INT8 decisive", "int8_decisive", ""),
+            ("INT8 rel err", "int8_rel_err", ""), ("FP32 MB", "fp32_bytes", "mb"),
             ("INT8 MB", "int8_bytes", "mb")]
     cols += [(c.replace("_ms", " ms").replace("_", " "), c, "ms") for c in lat]
     return cols + [("opset", "opset", ""), ("input", "input_shape", ""), ("s", "duration_s", "")]
@@ -135,7 +138,7 @@ def to_html(rows: list[dict[str, Any]], title: str = "edgeslim zoo") -> str:
             if c == "status":
                 cells.append(f"<td title=\"{e(v)}\">{ICON.get(v, '')} {e(v)}</td>")
             else:
-                cls = ' class="num"' if f in ("ms", "mb") or c in ("max_rel_err", "agreement", "int8_agreement") else ""
+                cls = ' class="num"' if f in ("ms", "mb") or c in NUMERIC else ""
                 cells.append(f"<td{cls}>{e(v)}</td>")
         cells.append(f"<td class=\"err\">{e(str(r.get('error') or ''))}</td>")
         body.append(f"<tr class=\"{e(str(r.get('status')))}\">{''.join(cells)}</tr>")

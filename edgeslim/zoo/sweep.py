@@ -239,6 +239,8 @@ def describe(row: dict[str, Any]) -> str:
         parts.append(f"rel {m['max_rel_err']:.1e}")
     if m.get("int8_agreement") is not None:
         parts.append(f"int8 agree {m['int8_agreement']:.2f}")
+    elif m.get("int8_rel_err") is not None:  # too few decisive images: the error gate decided
+        parts.append(f"int8 err {m['int8_rel_err']:.2f} (agreement inconclusive)")
     lat = next((f"{k[:-7]} p50 {v:.2f} ms" for k, v in m.items() if k.endswith("_p50_ms") and v is not None), None)
     if lat:
         parts.append(lat)
