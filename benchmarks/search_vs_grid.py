@@ -12,9 +12,10 @@ points of it visited in a seeded random order). Figures:
   final artifact and at least 1.2x faster than it (the demo artifact is scored the same way:
   its runtime, val split, the same latency measurement and cache);
 * every Pareto point's artifact re-measured at the end in this one process: validation accuracy
-  re-evaluated (must be identical) and latency timed in interleaved rounds with the demo
-  artifact (``runtime.timing.interleaved_rounds``), compared with the figure the search recorded
-  (within 10%?); the 1.2x check is repeated on these interleaved figures.
+  re-evaluated (must be identical) and latency timed again against the studies' anchor exactly
+  as the search timed it (``Measurer.against_anchor``: rounds interleaved with the anchor), its
+  ratio to the anchor compared with the ratio the search recorded (within 10%?); the 1.2x check
+  is repeated on these re-measured figures.
 
 Latency needs a quiet machine. Real run (writes benchmarks/results/search_vs_grid.json):
 
@@ -110,6 +111,7 @@ def run_studies(args: argparse.Namespace, path: Path) -> list[dict[str, Any]]:
             with open(sdir / "trials.csv", newline="") as fh:
                 rows = [r for r in csv.DictReader(fh) if r["state"] == "COMPLETE"]
             points = [{"trial": int(r["trial"]), "accuracy": float(r["accuracy"]), "latency_ms": float(r["latency_ms"]),
+                       "latency_vs_anchor": float(r["latency_vs_anchor"]) if r.get("latency_vs_anchor") else None,
                        "artifact": r["artifact"], "sha256": r["sha256"], "backend": r["backend"],
                        "settings": {k[6:]: v for k, v in r.items() if k.startswith("param_")}} for r in rows]
             out.append({"method": method, "seed": seed, "study": study, "n_complete": s["n_complete"],
@@ -141,43 +143,44 @@ def judge(studies: list[dict[str, Any]], demo: dict[str, Any]) -> dict[str, Any]
     return {"reference_point": ref, "summary": summary}
 
 
-def remeasure(studies: list[dict[str, Any]], demo: dict[str, Any], threads: int | None,
-              seconds: float) -> dict[str, Any]:
-    """Every Pareto point's artifact (and the demo's): accuracy again, latency interleaved."""
+def remeasure(studies: list[dict[str, Any]], demo: dict[str, Any], measurer: Any) -> dict[str, Any]:
+    """Every Pareto point's artifact (and the demo's): accuracy again, and latency timed again
+    against the studies' anchor exactly as the search timed it; compared as ratios to the anchor."""
     from edgeslim.data import build_data
+    from edgeslim.fsutil import sha256_file
     from edgeslim.measure import evaluate
     from edgeslim.recipe import load_recipe
-    from edgeslim.runtime.timing import interleaved_rounds, interleaved_summary, make_input
+    from edgeslim.runtime.timing import make_input
     from edgeslim.search.measure import open_runtime
     from edgeslim.stages.context import model_norm
 
     recipe = load_recipe(ROOT / "recipes" / "search-demo.yaml")
     data = build_data(recipe.data, recipe.run.seed, model_norm(recipe.model))
-    arts: dict[str, dict[str, Any]] = {"demo": {"artifact": demo["artifact"], "accuracy": demo["accuracy"],
-                                                "latency_ms": demo["latency_ms"]}}
+    anchor = measurer.anchor()
+    arts: dict[str, dict[str, Any]] = {"demo": demo}
     for s in studies:
         for p in s["front"]:
             arts.setdefault(p["sha256"], p)
-    fns, rows = {}, {}
+    rows = {}
     x = make_input(tuple(data.input_shape), 1)
     for key, p in arts.items():
-        be, name = open_runtime(Path(p["artifact"]), None, threads)
+        be, name = open_runtime(Path(p["artifact"]), None, measurer.threads)
         acc = evaluate(be, data, "val", recipe.data.batch_size)["top1"]
+        same = anchor["sha256"] == sha256_file(p["artifact"])
+        t = {"vs_anchor": 1.0} if same else measurer.against_anchor(be, x, anchor)
+        ratio_search = p.get("latency_vs_anchor") or p["latency_ms"] / anchor["ms"]
         rows[key] = {"artifact": p["artifact"], "sha256": p.get("sha256"), "backend": name,
-                     "accuracy_search": p["accuracy"],
-                     "accuracy_again": acc,
-                     "accuracy_identical": acc == p["accuracy"], "latency_search_ms": p["latency_ms"]}
-        fns[key] = (lambda b: (lambda: b.run(x)))(be)
-    # one call count for every artifact: about ``seconds`` of calls each, over 10 rounds
-    typical_ms = statistics.median(r["latency_search_ms"] for r in rows.values())
-    per_call = max(20, int(seconds / 10 / (typical_ms / 1e3)))
-    summ = interleaved_summary(interleaved_rounds(fns, rounds=10, calls=per_call))
-    for k, r in rows.items():
-        r["latency_again_ms"] = round(summ[k]["median_ms"], 5)
-        r["ratio_again_over_search"] = round(summ[k]["median_ms"] / r["latency_search_ms"], 4)
-        r["within_10pct"] = abs(r["ratio_again_over_search"] - 1) <= WITHIN
+                     "accuracy_search": p["accuracy"], "accuracy_again": acc,
+                     "accuracy_identical": acc == p["accuracy"],
+                     "latency_search_ms": p["latency_ms"], "vs_anchor_search": round(ratio_search, 4),
+                     "vs_anchor_again": round(t["vs_anchor"], 4),
+                     "latency_again_ms": round(anchor["ms"] * t["vs_anchor"], 5),
+                     "raw_median_again_ms": t.get("raw_median_ms"), "anchor_median_again_ms": t.get("anchor_median_ms")}
+        rows[key]["ratio_again_over_search"] = round(t["vs_anchor"] / ratio_search, 4)
+        rows[key]["within_10pct"] = abs(rows[key]["ratio_again_over_search"] - 1) <= WITHIN
     pts = [r for k, r in rows.items() if k != "demo"]
-    return {"n_artifacts": len(pts), "calls_per_round": per_call, "rounds": 10,
+    return {"n_artifacts": len(pts), "anchor": anchor, "method": "each artifact interleaved with the anchor "
+            "(Measurer.against_anchor, as in the search); figures compared as ratios to the anchor",
             "accuracy_identical_all": all(r["accuracy_identical"] for r in rows.values()),
             "latency_within_10pct": sum(r["within_10pct"] for r in pts),
             "max_abs_latency_rel_diff": round(max((abs(r["ratio_again_over_search"] - 1) for r in pts), default=0), 4),
@@ -192,7 +195,6 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--samplers", default="tpe", help="comma list of search samplers compared with the grid")
     ap.add_argument("--grid-points", type=int, default=3, help="levels per numeric range of the grid")
-    ap.add_argument("--remeasure-s", type=float, default=1.0, help="seconds of timed calls per artifact, re-measure")
     ap.add_argument("--smoke", action="store_true", help="1-epoch training, 2 trials, 1 seed (plumbing)")
     args = ap.parse_args()
     args.samplers = [s for s in args.samplers.split(",") if s]
@@ -209,9 +211,11 @@ def main() -> None:
         srec = load_recipe(spath)
         sdir = srec.run_dir() / "search"
         lat = LatencySpec.model_validate((srec.search or {}).get("latency") or {})
-        demo = demo_reference(dpath, sdir, Measurer(sdir / "cache", lat, None, srec.run.threads))
+        threads = (srec.search or {}).get("threads") or srec.run.threads
+        measurer = Measurer(sdir / "cache", lat, None, threads)
+        demo = demo_reference(dpath, sdir, measurer)
     verdict = judge(studies, demo)
-    again = remeasure(studies, demo, srec.run.threads, args.remeasure_s)
+    again = remeasure(studies, demo, measurer)
     again_ms = {r["sha256"]: r["latency_again_ms"] for r in again["rows"]}
     demo_again = again["demo"]["latency_again_ms"]
     for s in studies:
@@ -234,7 +238,7 @@ def main() -> None:
         "settings": {"trials": args.trials, "seeds": args.seeds, "samplers": args.samplers,
                      "grid": f"{args.grid_points} levels per numeric range x every choice; GridSampler visits "
                              "N distinct points in a seeded random order", "latency": lat.model_dump(),
-                     "threads": srec.run.threads, "faster_factor": FASTER, "remeasure_tolerance": WITHIN},
+                     "threads": threads, "faster_factor": FASTER, "remeasure_tolerance": WITHIN},
         "demo_reference": demo, **verdict, "remeasure": again, "studies": studies,
         "wall_s": round(time.perf_counter() - t0, 1),
     })

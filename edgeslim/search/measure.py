@@ -8,6 +8,13 @@ JSON files in the study folder under ``cache/``, keyed by the artifact's hash an
 else that changes the figure (runtime, threads, timing settings, host or device, data split), so
 the same artifact is never measured twice; each file is written atomically, so workers sharing
 the folder can only race to write the same thing.
+
+Anchored timing (local, the default): the study's first timed artifact becomes its *anchor*
+(copied into ``cache/``, timed alone once). Every later artifact is timed in rounds interleaved
+with the anchor, and its figure is the anchor's figure times the median over rounds of the
+per-round ratio. Trials minutes apart on a shared machine are then compared as if timed side
+by side: load that comes and goes falls on both sides of each round's ratio. A re-measurement
+interleaved with the same anchor reproduces the ratio (``benchmarks/search_vs_grid.py``).
 """
 
 from __future__ import annotations
@@ -95,6 +102,9 @@ class Measurer:
         name, prec = runtime_of(path, self.backend)
         key = {"backend": name, "precision": prec, "threads": self.threads, "where": self.where(),
                "timing": self.latency.model_dump()}
+        if self.remote is None and self.latency.anchored:  # a figure is relative to its anchor
+            anchor = self.anchor()
+            key["anchor"] = anchor["sha256"] if anchor else sha
         file = self._file(sha, "latency", key)
         got = self._read(file)
         if got is not None and isinstance(got.get("latency_ms"), float):
@@ -107,14 +117,87 @@ class Measurer:
         return {**out, "cached": False}
 
     def _local(self, path: Path, input_shape: tuple[int, ...]) -> dict[str, Any]:
-        from edgeslim.runtime.timing import make_input, summarize, time_calls
+        from edgeslim.runtime.timing import make_input
 
         be, name = open_runtime(path, self.backend, self.threads)
         x = make_input(tuple(input_shape), 1)
+        anchor = self.anchor(path, x) if self.latency.anchored else None
+        if anchor is None:
+            return {**self._local_alone(be, x), "backend": name}
+        if anchor["sha256"] == sha256_file(path):
+            return {"latency_ms": anchor["ms"], "p90_ms": anchor.get("p90_ms"), "iters": anchor.get("iters"),
+                    "backend": name, "vs_anchor": 1.0}
+        return {**self.against_anchor(be, x, anchor), "backend": name}
+
+    def _anchor_key(self) -> str:
+        return sha256_json({"backend": self.backend, "threads": self.threads, "where": self.where(),
+                            "timing": self.latency.model_dump()})[:12]
+
+    def anchor(self, first: Path | None = None, x: Any = None) -> dict[str, Any] | None:
+        """The study's anchor (sha256, ms, onnx); ``first`` (timed alone on ``x``) becomes it
+        when there is none yet.
+
+        The anchor's ONNX is copied under its own hash and its record is created with a hard
+        link, which fails if it exists: of workers racing to create it, the first one wins and
+        the others read its record.
+        """
+        import os
+        import shutil
+
+        rec = self.cache_dir / f"anchor-{self._anchor_key()}.json"
+        got = self._read(rec)
+        if got is not None or first is None:
+            return got
+        sha = sha256_file(first)
+        onnx = self.cache_dir / f"anchor-{sha}.onnx"
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        if not onnx.is_file():
+            tmp = onnx.with_suffix(f".tmp{os.getpid()}")
+            shutil.copyfile(first, tmp)
+            os.replace(tmp, onnx)
+        be, _ = open_runtime(onnx, self.backend, self.threads)
+        alone = self._local_alone(be, x)
+        out = {"sha256": sha, "onnx": onnx.name, "ms": alone["latency_ms"], "p90_ms": alone["p90_ms"],
+               "iters": alone["iters"]}
+        tmp = rec.with_suffix(f".tmp{os.getpid()}")
+        atomic_write_json(tmp, out)
+        try:
+            os.link(tmp, rec)
+        except FileExistsError:
+            out = self._read(rec) or out
+        finally:
+            tmp.unlink(missing_ok=True)
+        return out
+
+    def _local_alone(self, be: Any, x: Any) -> dict[str, Any]:
+        from edgeslim.runtime.timing import summarize, time_calls
+
         t = self.latency
         s = summarize(time_calls(lambda: be.run(x), warmup=t.warmup, min_iters=t.min_iters,
                                  min_time_s=t.min_time_s), 1)
-        return {"latency_ms": s["median_ms"], "p90_ms": s["p90_ms"], "iters": s["iters"], "backend": name}
+        return {"latency_ms": s["median_ms"], "p90_ms": s["p90_ms"], "iters": s["iters"]}
+
+    def against_anchor(self, be: Any, x: Any, anchor: dict[str, Any]) -> dict[str, Any]:
+        """Interleaved with the anchor: anchor ms x median over rounds of (artifact / anchor)."""
+        import math
+
+        import numpy as np
+
+        from edgeslim.runtime.timing import interleaved_rounds, time_calls
+
+        t = self.latency
+        ab, _ = open_runtime(self.cache_dir / anchor["onnx"], self.backend, self.threads)
+        fns = {"x": lambda: be.run(x), "anchor": lambda: ab.run(x)}
+        probe = time_calls(fns["x"], warmup=t.warmup, min_iters=5, min_time_s=0.0, max_iters=5)
+        per_call_s = max(float(np.median(probe)) / 1e3, 1e-6)
+        calls = max(math.ceil(t.min_iters / t.rounds), math.ceil(t.min_time_s / t.rounds / per_call_s))
+        r = interleaved_rounds(fns, rounds=t.rounds, calls=calls, warmup=t.warmup)
+        ratio = float(np.median([np.median(a) / np.median(b) for a, b in zip(r["x"], r["anchor"], strict=True)]))
+        xs, ans = np.concatenate(r["x"]), np.concatenate(r["anchor"])
+        scale = anchor["ms"] / float(np.median(ans))
+        return {"latency_ms": anchor["ms"] * ratio, "p90_ms": float(np.percentile(xs, 90)) * scale,
+                "iters": int(xs.size), "vs_anchor": ratio, "raw_median_ms": float(np.median(xs)),
+                "anchor_median_ms": float(np.median(ans))}
 
     def _remote(self, path: Path, name: str, prec: str | None) -> dict[str, Any]:
         from edgeslim.deploy.gate.bench import BenchOptions

@@ -2,7 +2,8 @@
 
 pareto.json is a JSON list of the non-dominated points, fastest first; each point:
 ``trial``, ``accuracy`` (validation top-1 of the artifact, a fraction), ``latency_ms`` (median,
-batch 1, on the target), ``latency_p90_ms``, ``backend`` (the runtime that ran it), ``settings``
+batch 1, on the target), ``latency_p90_ms``, ``latency_vs_anchor`` (its latency over the
+anchor's, timed interleaved; see ``measure.py``), ``backend`` (the runtime that ran it), ``settings``
 (the searched values), ``artifact`` (absolute path of the ONNX), ``sha256``, ``run_dir``.
 Test accuracy is in none of them: it is measured for the picked point only (``--pick``).
 """
@@ -20,8 +21,8 @@ if TYPE_CHECKING:
     from edgeslim.search.measure import Measurer
     from edgeslim.search.space import SearchPlan
 
-POINT_KEYS = ("trial", "accuracy", "latency_ms", "latency_p90_ms", "backend", "settings", "artifact", "sha256",
-              "run_dir")
+POINT_KEYS = ("trial", "accuracy", "latency_ms", "latency_p90_ms", "latency_vs_anchor", "backend", "settings",
+              "artifact", "sha256", "run_dir")
 
 
 def collect(study: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -35,14 +36,16 @@ def collect(study: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         dur = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start \
             else None
         rows.append({"trial": t.number, "state": t.state.name, "accuracy": t.values[0] if done else None,
-                     "latency_ms": t.values[1] if done else None, "pareto": False,
+                     "latency_ms": t.values[1] if done else None, "latency_vs_anchor": s.get("latency_vs_anchor"),
+                     "pareto": False,
                      **{f"param_{k}": v for k, v in t.params.items()}, "backend": s.get("backend"),
                      "latency_cached": s.get("latency_cached"), "duration_s": round(dur, 2) if dur else None,
                      "artifact": t.user_attrs.get("artifact"), "sha256": s.get("sha256"),
                      "worker": t.user_attrs.get("worker"), "error": t.user_attrs.get("error")})
         if done:
             points.append({"trial": t.number, "accuracy": float(t.values[0]), "latency_ms": float(t.values[1]),
-                           "latency_p90_ms": s.get("latency_p90_ms"), "backend": s.get("backend"),
+                           "latency_p90_ms": s.get("latency_p90_ms"), "latency_vs_anchor": s.get("latency_vs_anchor"),
+                           "backend": s.get("backend"),
                            "settings": dict(t.params), "artifact": t.user_attrs.get("artifact"),
                            "sha256": s.get("sha256"), "run_dir": t.user_attrs.get("run_dir")})
     return rows, points
@@ -68,7 +71,7 @@ def environment(measurer: Measurer) -> dict[str, Any]:
     return {"host": host_info(with_gpu=False), "cpu_flags": flags, "versions": vers,
             "latency_measured": {"where": measurer.where(), "backend": measurer.backend or "the artifact's runtime",
                                  "threads": measurer.threads, **measurer.latency.model_dump(), "batch": 1,
-                                 "statistic": "median"},
+                                 "statistic": "median", "anchor": measurer.anchor()},
             "remote": str(measurer.remote) if measurer.remote is not None else None}
 
 

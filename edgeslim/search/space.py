@@ -61,6 +61,10 @@ class LatencySpec(Config):
     warmup: int = Field(10, ge=0, description="untimed calls first")
     min_iters: int = Field(50, ge=1, description="timed calls at least")
     min_time_s: float = Field(1.0, ge=0, description="timed seconds at least")
+    anchored: bool = Field(True, description="time each artifact in rounds interleaved with the study's "
+                           "anchor (its first artifact) and scale by the anchor's figure: machine drift "
+                           "between trials cancels (local timing only)")
+    rounds: int = Field(10, ge=1, le=1000, description="interleaved rounds of an anchored measurement")
 
 
 class CompressSearch(Config):
