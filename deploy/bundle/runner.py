@@ -5,7 +5,8 @@ edgeslim).
 Shipped inside every deploy bundle next to ``edgeslim_portable.py`` (edgeslim's timing core and
 session options, ``edgeslim.runtime.portable``, copied verbatim, so a device times a model with
 the same code as ``edgeslim bench``) and ``edgeslim_images.py`` (PNG codec and preprocessing,
-``edgeslim.deploy.bundle.images``); also importable as ``edgeslim.deploy.bundle.runner``.
+``edgeslim.deploy.bundle.images``) and ``edgeslim_backends.py`` (the onnxruntime, OpenVINO and
+TensorRT classes, ``edgeslim.deploy.bundle.runner_backends``); also importable as ``edgeslim.deploy.bundle.runner``.
 
     python runner.py verify                      check every file against manifest.json
     python runner.py backends                    one JSON line: which runtimes can run here
@@ -15,7 +16,7 @@ the same code as ``edgeslim bench``) and ``edgeslim_images.py`` (PNG codec and p
 
 Every command verifies first: manifest.json must list every file with its sha256; unlisted code
 files are refused. As a script it never imports from its own folder or the cwd (``python3 -I``
-also drops PYTHONPATH); the two shipped modules are loaded by their paths, after verification.
+also drops PYTHONPATH); the shipped modules are loaded by their paths, after verification.
 Exit codes: 0 ok, 2 bad input or no inference library, 3 a tampered or invalid bundle.
 
 Which runtime runs: ``--backend NAME`` (strict), else the first of the manifest's
@@ -64,6 +65,7 @@ CODE_EXTS = (".py", ".pyc", ".pyo", ".pyw", ".pyd", ".pyz", ".pth", ".so", ".dll
              ".sh", ".egg", ".whl", ".zip")
 PORTABLE = "edgeslim_portable.py"  # timing core, CPU probe, session options (edgeslim.runtime.portable)
 IMAGES = "edgeslim_images.py"  # PNG codec and preprocessing (edgeslim.deploy.bundle.images)
+BACKENDS_FILE = "edgeslim_backends.py"  # the runtime classes (edgeslim.deploy.bundle.runner_backends)
 DISABLE_ENV = "EDGESLIM_RUNNER_DISABLE"
 
 
@@ -138,14 +140,17 @@ def verify(bundle: Path, manifest: dict) -> int:
 
 
 def load_shipped(bundle: Path, manifest: dict, name: str = PORTABLE) -> ModuleType:
-    """A module shipped in the bundle (edgeslim_portable.py, edgeslim_images.py), loaded by its
+    """A module shipped in the bundle (edgeslim_portable.py, edgeslim_images.py, edgeslim_backends.py), loaded by its
     path. Call only after :func:`verify`: sys.path holds neither the bundle nor the cwd, so this
     is the one way bundle code is imported, and only once its sha256 has matched."""
     import importlib.util
 
     if name not in manifest["files"]:
-        raise RunnerError(f"this bundle has no {name} (a minimal bench bundle): only verify, backends and "
-                          "bench work")
+        if name == IMAGES:
+            raise RunnerError(f"this bundle has no {name} (a minimal bench bundle): only verify, backends and "
+                              "bench work")
+        raise RunnerError(f"this bundle has no {name}, which this runner needs: rebuild the bundle with the "
+                          "edgeslim that wrote this runner.py (edgeslim deploy)", code=EXIT_TAMPERED)
     spec = importlib.util.spec_from_file_location(name[:-3], bundle / name)
     if spec is None or spec.loader is None:
         raise _tampered(f"{name} cannot be loaded")
@@ -161,149 +166,17 @@ def load_shipped(bundle: Path, manifest: dict, name: str = PORTABLE) -> ModuleTy
 # ---------------------------------------------------------------- backends
 
 
-class OrtRunner:
-    """onnxruntime with the manifest's session config (threads, spinning, providers, ...)."""
-
-    def __init__(self, model: Path, cfg: dict, pt: ModuleType):
-        import onnxruntime as ort
-
-        avail = ort.get_available_providers()
-        # a provider the device lacks (no GPU build) is dropped: CPU is always there
-        want = [p for p in cfg.get("providers") or ["CPUExecutionProvider"] if p in avail]
-        so = pt.ort_session_options(ort, cfg)
-        self.session = ort.InferenceSession(str(model), so, providers=want or ["CPUExecutionProvider"])
-        self._input = self.session.get_inputs()[0]
-        self.input_name = self._input.name
-        self.name, self.version, self.precision = "onnxruntime", ort.__version__, cfg.get("precision")
-        self.providers = self.session.get_providers()  # what really runs, after any fallback
-
-    def run(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: x})[0]
-
-    def input_shape(self) -> list[int]:
-        dims = self._input.shape[1:]
-        if not all(isinstance(d, int) for d in dims):
-            raise RunnerError("the model's image size is symbolic and the manifest gives none")
-        return list(dims)
-
-
-class OvRunner:
-    """OpenVINO on the CPU: latency hint, one stream, the manifest's threads and precision hint."""
-
-    def __init__(self, model: Path, cfg: dict, pt: ModuleType):
-        import openvino as ov
-
-        if cfg.get("inference_precision") == "bf16":
-            native, why = pt.bf16_support(pt.cpu_features())
-            if not native:
-                raise RunnerError(f"precision bf16 on openvino: {why}; run with --precision fp32")
-        core = ov.Core()
-        self.compiled = core.compile_model(core.read_model(str(model)), "CPU", pt.ov_compile_config(cfg))
-        self.request = self.compiled.create_infer_request()
-        self.name, self.version, self.providers = "openvino", ov.__version__, None
-        used = self.compiled.get_property("INFERENCE_PRECISION_HINT")  # what the plugin chose
-        self.precision = used.to_string() if hasattr(used, "to_string") else str(used)
-
-    def run(self, x: np.ndarray) -> np.ndarray:
-        res = self.request.infer({0: np.ascontiguousarray(x, np.float32)})
-        return np.asarray(res[self.compiled.outputs[0]], np.float32)
-
-    def input_shape(self) -> list[int]:
-        dims = self.compiled.inputs[0].get_partial_shape()
-        if not all(d.is_static for d in list(dims)[1:]):
-            raise RunnerError("the model's image size is symbolic and the manifest gives none")
-        return [d.get_length() for d in list(dims)[1:]]
-
-
-class TrtRunner:
-    """A serialized TensorRT engine (built on this device by build_engine.sh); needs cuda-python."""
-
-    def __init__(self, engine: Path, cfg: dict, pt: ModuleType):
-        import tensorrt as trt
-
-        try:
-            from cuda.bindings import runtime as cudart
-        except ImportError:
-            try:
-                from cuda import cudart
-            except ImportError as exc:
-                raise RunnerError(
-                    "the tensorrt backend needs cuda-python: pip install cuda-python"
-                ) from exc
-        if not engine.is_file():
-            raise RunnerError(
-                f"no TensorRT engine '{engine.name}': build it on this device with "
-                "sh build_engine.sh (an engine only runs on the GPU it was built on)"
-            )
-        self.trt, self.cudart = trt, cudart
-        rt = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        self.engine = rt.deserialize_cuda_engine(engine.read_bytes())
-        if self.engine is None:
-            raise RunnerError(
-                f"TensorRT could not load '{engine.name}' (built for another GPU or TensorRT "
-                "version?); rebuild it here with sh build_engine.sh"
-            )
-        self.ctx = self.engine.create_execution_context()
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        mode = trt.TensorIOMode.INPUT
-        self.inp = next(n for n in names if self.engine.get_tensor_mode(n) == mode)
-        self.out = next(n for n in names if self.engine.get_tensor_mode(n) != mode)
-        self.name, self.version, self.providers = "tensorrt", trt.__version__, None
-        self.precision = cfg.get("precision")
-        self.stream = self._ok(cudart.cudaStreamCreate())
-        self._bufs: dict[str, tuple[int, int]] = {}
-
-    def input_shape(self) -> list[int]:
-        # the optimization profile's "opt" shape (profile 0) for a dynamic engine
-        dims = list(self.engine.get_tensor_shape(self.inp))[1:]
-        if any(d < 0 for d in dims):
-            dims = list(self.engine.get_tensor_profile_shape(self.inp, 0)[1])[1:]
-        return dims
-
-    def _ok(self, res: tuple) -> object:
-        if int(res[0]) != 0:
-            raise RunnerError(f"CUDA call failed: {res[0]}")
-        return res[1] if len(res) > 1 else None
-
-    def _buf(self, name: str, nbytes: int) -> int:
-        ptr, size = self._bufs.get(name, (0, 0))
-        if size < nbytes:
-            if ptr:
-                self.cudart.cudaFree(ptr)
-            ptr = int(self._ok(self.cudart.cudaMalloc(nbytes)))
-            self._bufs[name] = (ptr, nbytes)
-        return ptr
-
-    def run(self, x: np.ndarray) -> np.ndarray:
-        cu = self.cudart
-        x = np.ascontiguousarray(x, np.float32)
-        self.ctx.set_input_shape(self.inp, x.shape)
-        y = np.empty(tuple(self.ctx.get_tensor_shape(self.out)), np.float32)
-        pin, pout = self._buf(self.inp, x.nbytes), self._buf(self.out, y.nbytes)
-        self.ctx.set_tensor_address(self.inp, pin)
-        self.ctx.set_tensor_address(self.out, pout)
-        h2d, d2h = (
-            cu.cudaMemcpyKind.cudaMemcpyHostToDevice,
-            cu.cudaMemcpyKind.cudaMemcpyDeviceToHost,
-        )
-        self._ok(cu.cudaMemcpyAsync(pin, x.ctypes.data, x.nbytes, h2d, self.stream))
-        if not self.ctx.execute_async_v3(self.stream):
-            raise RunnerError("TensorRT execution failed")
-        self._ok(cu.cudaMemcpyAsync(y.ctypes.data, pout, y.nbytes, d2h, self.stream))
-        self._ok(cu.cudaStreamSynchronize(self.stream))
-        return y
-
-
-# The runner's backend table: name -> (import name, opener, install hint). Adding a runtime to
+# The runner's backend table: name -> (import name, class in edgeslim_backends.py, install hint).
+# Adding a runtime to
 # bundles = one entry here, plus its module in edgeslim/runtime/ and its row in the provider
 # table (edgeslim/runtime/providers.py), which decides the manifest's runtime section.
 BACKENDS: dict[str, tuple[str, Any, str]] = {
-    "onnxruntime": ("onnxruntime", OrtRunner, "pip install onnxruntime (or onnxruntime-gpu)"),
-    "openvino": ("openvino", OvRunner, "pip install openvino"),
-    "tensorrt": ("tensorrt", TrtRunner,
+    "onnxruntime": ("onnxruntime", "OrtRunner", "pip install onnxruntime (or onnxruntime-gpu)"),
+    "openvino": ("openvino", "OvRunner", "pip install openvino"),
+    "tensorrt": ("tensorrt", "TrtRunner",
                  "on Jetson it ships with JetPack (python3-libnvinfer); elsewhere pip install tensorrt"),
 }
-Runner = Any  # OrtRunner | OvRunner | TrtRunner: run(x), input_shape(), name, version, precision
+Runner = Any  # edgeslim_backends.OrtRunner | OvRunner | TrtRunner: run(x), input_shape(), name, version, precision
 
 
 def _disabled() -> set[str]:
@@ -422,7 +295,10 @@ def _model_file(name: str, manifest: dict) -> str:
 
 
 def _open(name: str, bundle: Path, manifest: dict, cfg: dict, pt: ModuleType) -> Runner:
-    return BACKENDS[name][1](bundle / _model_file(name, manifest), cfg, pt)
+    # the classes live in edgeslim_backends.py, loaded by path like every shipped module; they
+    # raise this runner's RunnerError (passed in), so their errors print as one line
+    cls = getattr(load_shipped(bundle, manifest, BACKENDS_FILE), BACKENDS[name][1])
+    return cls(bundle / _model_file(name, manifest), cfg, pt, RunnerError)
 
 
 def backends_report(bundle: Path, manifest: dict, pt: ModuleType) -> dict:

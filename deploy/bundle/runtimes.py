@@ -31,21 +31,22 @@ from edgeslim.errors import InputError
 
 PORTABLE_NAME = "edgeslim_portable.py"
 IMAGES_NAME = "edgeslim_images.py"
+BACKENDS_NAME = "edgeslim_backends.py"
 RUNNER_NAME = "runner.py"
 
 
 def runner_sources() -> dict[str, Path]:
-    """Bundle file name -> source file of the runner and the two modules it loads by path."""
+    """Bundle file name -> source file of the runner and the modules it loads by path."""
     from edgeslim.runtime import portable
 
     here = Path(__file__).parent
     return {RUNNER_NAME: here / RUNNER_NAME, PORTABLE_NAME: Path(portable.__file__),
-            IMAGES_NAME: here / "images.py"}
+            IMAGES_NAME: here / "images.py", BACKENDS_NAME: here / "runner_backends.py"}
 
 
 def copy_runner(dest: Path) -> list[str]:
-    """Copy runner.py, edgeslim_portable.py and edgeslim_images.py into the bundle folder ``dest``;
-    return their names."""
+    """Copy runner.py and the modules it loads by path (edgeslim_portable.py, edgeslim_images.py,
+    edgeslim_backends.py) into the bundle folder ``dest``; return their names."""
     for name, src in runner_sources().items():
         shutil.copy2(src, dest / name)
     return list(runner_sources())

@@ -287,7 +287,7 @@ def test_minimal_manifest_without_inputs_benches(bundle, tmp_path):
     """The bench engineer's --remote sends a minimal bundle (runner + model + hashes only)."""
     from edgeslim.fsutil import sha256_file
 
-    names = ("runner.py", "edgeslim_portable.py", "model.onnx")
+    names = ("runner.py", "edgeslim_portable.py", "edgeslim_backends.py", "model.onnx")
     for n in names:
         (tmp_path / n).write_bytes((bundle / n).read_bytes())
     files = {n: sha256_file(tmp_path / n) for n in names}
@@ -303,6 +303,13 @@ def test_minimal_manifest_without_inputs_benches(bundle, tmp_path):
     assert res["iters"] == 3 and res["backend"] == "onnxruntime"
     r = _runner(tmp_path, "classify", "x.png")  # no edgeslim_images.py shipped: bench only
     assert r.returncode == 2 and "a minimal bench bundle" in r.stderr
+    # a hand-made bundle without the runtime classes: one line saying what to do, nothing run
+    (tmp_path / "edgeslim_backends.py").unlink()
+    del files["edgeslim_backends.py"]
+    (tmp_path / "manifest.json").write_text(json.dumps(man))
+    r = _runner(tmp_path, "bench", "--iters", "3", "--warmup", "0", "--min-time", "0")
+    assert r.returncode == 3 and "no edgeslim_backends.py" in r.stderr and "rebuild" in r.stderr
+    assert "Traceback" not in r.stderr
 
 
 def test_bundle_ships_the_portable_timing_core_and_a_runtime_section(bundle):
