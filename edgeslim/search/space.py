@@ -83,6 +83,9 @@ class CompressSearch(Config):
                                 "the one its quantize stage chose, else onnxruntime)")
     threads: int | None = Field(None, ge=1, description="intra-op threads when timing (default: run.threads)")
     latency: LatencySpec = Field(default_factory=LatencySpec)
+    baseline: bool = Field(True, description="first trial: the recipe's own values of the searched keys "
+                           "(those inside the space), so the front starts at what the recipe gives; "
+                           "not with the grid sampler")
     params: dict[str, SearchParam] = Field(default_factory=dict)
 
 
@@ -266,6 +269,32 @@ def apply_values(raw: dict[str, Any], plan: SearchPlan, values: dict[str, Any]) 
         else:
             write_value(out["stages"][t.index], t.path, value)
     return out
+
+
+def recipe_values(raw: dict[str, Any], plan: SearchPlan) -> dict[str, Any]:
+    """The recipe's own value of each searched key, where it lies inside the searched space (the
+    baseline trial); a key the recipe leaves unset, or sets outside the space, is left to the
+    sampler (Optuna samples the parameters a queued trial does not fix)."""
+    out: dict[str, Any] = {}
+    for t in plan.targets:
+        obj: Any = raw if t.index is None else raw["stages"][t.index]
+        for k in t.path.split("."):
+            obj = obj.get(k) if isinstance(obj, dict) else None
+        if t.path in AS_LIST:
+            obj = obj[0] if isinstance(obj, list) and len(obj) == 1 else None
+        if obj is not None and _inside(t.spec, obj):
+            out[t.name] = obj
+    return out
+
+
+def _inside(p: SearchParam, v: Any) -> bool:
+    if p.type == "categorical":
+        return any(type(v) is type(c) and v == c for c in p.choices or [])
+    if isinstance(v, bool) or not isinstance(v, int | float) or not p.low <= v <= p.high:
+        return False
+    if p.type == "int":
+        return isinstance(v, int) and (v - int(p.low)) % int(p.step or 1) == 0
+    return not p.step or abs((v - p.low) / p.step - round((v - p.low) / p.step)) < 1e-9
 
 
 def _check_values(raw: dict[str, Any], plan: SearchPlan, source: str) -> None:

@@ -209,6 +209,7 @@ def search(recipe_path: str | Path, *, trials: int | None = None, sampler: str |
     search_dir.mkdir(parents=True, exist_ok=True)
     url = spec.storage or f"sqlite:///{search_dir.resolve() / 'study.db'}"
     study = open_study(optuna, spec, name, url, seed_)
+    enqueue_baseline(study, plan, raw, reporter)
     if pick is not None and trials is None:
         from edgeslim.tune.workers import counts
 
@@ -224,6 +225,21 @@ def search(recipe_path: str | Path, *, trials: int | None = None, sampler: str |
         summary["picked"] = run_pick(raw, plan, recipe, search_dir, summary, wanted, reporter)
         atomic_write_json(search_dir / "summary.json", summary)
     return summary
+
+
+def enqueue_baseline(study: Any, plan: SearchPlan, raw: dict[str, Any], reporter: Reporter) -> None:
+    """A new study's first trial is the recipe as written (``search.baseline``): the front then
+    holds the point the recipe itself gives, and the sampler's trials are compared with it."""
+    from edgeslim.search.space import recipe_values
+
+    if not plan.spec.baseline or plan.spec.sampler == "grid" or study.get_trials(deepcopy=False):
+        return
+    values = recipe_values(raw, plan)
+    if values:
+        # skip_if_exists: two workers opening a new study at once queue it once
+        study.enqueue_trial(values, skip_if_exists=True)
+        reporter.log("search: first trial = the recipe's own settings: "
+                     + " ".join(f"{k}={v}" for k, v in values.items()))
 
 
 def _with(plan: SearchPlan, **over: Any) -> CompressSearch:

@@ -78,6 +78,9 @@ def test_search_writes_the_front_with_documented_fields(searched):
     assert [p["latency_ms"] for p in front] == sorted(p["latency_ms"] for p in front)
     rows = list(csv.DictReader((sdir / "trials.csv").open()))
     assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE"] and "test_accuracy" not in rows[0]
+    # the baseline trial: the recipe's own prune target and precision; importance is unset there
+    assert float(rows[0]["param_target_ratio"]) == 0.3 and rows[0]["param_precision"] == "int8"
+    assert rows[0]["param_importance"] in ("l1", "l2")
     assert (sdir / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     s = json.loads((sdir / "summary.json").read_text())
     hv = s["hypervolume"]

@@ -115,3 +115,21 @@ def test_shipped_search_demo_validates_and_parses():
     plan = parse_search(load_yaml_file(path), load_recipe(path), str(path))
     assert [t.name for t in plan.targets] == ["target_macs", "importance", "round_to", "precision"]
     assert plan.first_index == 2 and plan.artifact_index == 4  # pretrain+finetune shared; export measured
+
+
+def test_baseline_is_the_recipes_own_values_inside_the_space():
+    stages = copy.deepcopy(BASE["stages"])
+    stages[1].update({"importance": "l2", "round_to": 8})
+    stages[2]["backends"] = ["onnxruntime"]
+    raw, plan = _plan({"params": {
+        "target_macs": {"low": 0.2, "high": 0.6}, "importance": {"choices": ["l1", "l2"]},
+        "round_to": {"choices": [4, 16]}, "precision": {"choices": ["int8", "fp32"]},
+        "backend": {"choices": ["onnxruntime", "openvino"]}, "steps": {"low": 1, "high": 3},
+        "kd_alpha": {"low": 0.3, "high": 0.9}}}, stages)
+    from edgeslim.search.space import recipe_values
+
+    # round_to 8 is not a choice, steps and kd alpha are unset: left to the sampler
+    assert recipe_values(raw, plan) == {"target_macs": 0.5, "importance": "l2", "precision": "int8",
+                                        "backend": "onnxruntime"}
+    raw["stages"][1]["target"] = {"macs": 0.9}  # outside the searched range
+    assert "target_macs" not in recipe_values(raw, plan)
