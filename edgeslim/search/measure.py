@@ -146,6 +146,11 @@ class Measurer:
 
         rec = self.cache_dir / f"anchor-{self._anchor_key()}.json"
         got = self._read(rec)
+        if got is not None and not (self.cache_dir / str(got.get("onnx"))).is_file():
+            from edgeslim.errors import InputError
+
+            raise InputError(f"{self.cache_dir / str(got.get('onnx'))} is missing: this study's latencies are "
+                             "relative to it (its anchor); restore it, or start a new study with --study NAME")
         if got is not None or first is None:
             return got
         sha = sha256_file(first)

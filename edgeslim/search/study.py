@@ -216,6 +216,8 @@ def search(recipe_path: str | Path, *, trials: int | None = None, sampler: str |
         # --pick alone chooses from the study as it is; it runs trials only when there are none
         spec = _with(plan, trials=counts(study)["COMPLETE"] or spec.trials)
     measurer = Measurer(search_dir / "cache", spec.latency, spec.backend, spec.threads or recipe.run.threads, remote)
+    if remote is None and spec.latency.anchored:
+        measurer.anchor()  # a study whose anchor file was removed stops here, in one line
     runner = Runner(copy.deepcopy(raw), plan, recipe, search_dir, measurer, reporter)
     _optimize(optuna, study, runner, spec, seed_, url, reporter)
     summary = write_outputs(study, plan, raw, search_dir, url, measurer, reporter)

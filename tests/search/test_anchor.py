@@ -81,3 +81,14 @@ def test_unanchored_times_alone(tmp_path: Path, files) -> None:
     out = m.latency_ms(slow, (D,))
     assert "vs_anchor" not in out and m.anchor() is None
     assert out["latency_ms"] > 0
+
+
+def test_a_missing_anchor_file_is_one_clear_error(tmp_path: Path, files) -> None:
+    from edgeslim.errors import InputError
+
+    fast, slow = files
+    m = Measurer(tmp_path / "cache", FAST, threads=1)
+    m.latency_ms(fast, (D,))
+    (tmp_path / "cache" / m.anchor()["onnx"]).unlink()
+    with pytest.raises(InputError, match="is missing: this study's latencies are relative to it"):
+        m.latency_ms(slow, (D,))
