@@ -109,22 +109,22 @@ class Measurer:
         got = self._read(file)
         if got is not None and isinstance(got.get("latency_ms"), float):
             return {**got, "cached": True}
-        res = self._remote(path, name, prec) if self.remote is not None else self._local(path, input_shape)
+        res = self._remote(path, name, prec) if self.remote is not None else self._local(path, input_shape, sha)
         out = {"sha256": sha, **res, "where": self.where(), "threads": self.threads, **self.latency.model_dump()}
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(file, out)
         self.measured.append(sha)
         return {**out, "cached": False}
 
-    def _local(self, path: Path, input_shape: tuple[int, ...]) -> dict[str, Any]:
+    def _local(self, path: Path, input_shape: tuple[int, ...], sha: str) -> dict[str, Any]:
         from edgeslim.runtime.timing import make_input
 
         be, name = open_runtime(path, self.backend, self.threads)
         x = make_input(tuple(input_shape), 1)
-        anchor = self.anchor(path, x) if self.latency.anchored else None
+        anchor = self.anchor(path, x, sha) if self.latency.anchored else None
         if anchor is None:
             return {**self._local_alone(be, x), "backend": name}
-        if anchor["sha256"] == sha256_file(path):
+        if anchor["sha256"] == sha:
             return {"latency_ms": anchor["ms"], "p90_ms": anchor.get("p90_ms"), "iters": anchor.get("iters"),
                     "backend": name, "vs_anchor": 1.0}
         return {**self.against_anchor(be, x, anchor), "backend": name}
@@ -133,9 +133,9 @@ class Measurer:
         return sha256_json({"backend": self.backend, "threads": self.threads, "where": self.where(),
                             "timing": self.latency.model_dump()})[:12]
 
-    def anchor(self, first: Path | None = None, x: Any = None) -> dict[str, Any] | None:
-        """The study's anchor (sha256, ms, onnx); ``first`` (timed alone on ``x``) becomes it
-        when there is none yet.
+    def anchor(self, first: Path | None = None, x: Any = None, first_sha: str | None = None) -> dict[str, Any] | None:
+        """The study's anchor (sha256, ms, onnx); ``first`` (timed alone on ``x``; its sha256
+        ``first_sha`` when the caller has it) becomes it when there is none yet.
 
         The anchor's ONNX is copied under its own hash and its record is created with a hard
         link, which fails if it exists: of workers racing to create it, the first one wins and
@@ -153,7 +153,7 @@ class Measurer:
                              "relative to it (its anchor); restore it, or start a new study with --study NAME")
         if got is not None or first is None:
             return got
-        sha = sha256_file(first)
+        sha = first_sha or sha256_file(first)
         onnx = self.cache_dir / f"anchor-{sha}.onnx"
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         if not onnx.is_file():
