@@ -93,7 +93,7 @@ def _md_table(rep: CheckReport) -> list[str]:
             ("throughput (items/s)", "throughput", ".1f")]
     out = ["| | baseline | candidate | Δ |", "|---|---:|---:|---:|"]
     out += [f"| {label} | {a[k]:{f}} | {b[k]:{f}} | {_pct(a[k], b[k])} |" for label, k, f in rows]
-    rule = (f"the CI taken twice as wide must lie above {c.threshold:.3f} (+{c.max_slowdown:.0%}) "
+    rule = (f"the CI taken twice as wide (log scale) must lie above {c.threshold:.3f} (+{c.max_slowdown:.0%}) "
             f"for a regression, at or below it for a pass; inconclusive otherwise")
     return out + ["", f"Ratio of medians **{c.ratio:.3f}** ({c.delta_pct:+.1f}%), {_ci(c)}; "
                   f"Mann-Whitney p = {c.mw_p:.3g}. Rule: {rule}. {_sampling(rep)}.", "",

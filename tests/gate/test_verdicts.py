@@ -18,13 +18,17 @@ from edgeslim.deploy.gate.stats import compare_rounds, compare_samples, verdict
     [
         (1.16, 1.15, 1.17, 0.05, "regression"),  # whole CI (even doubled) above 1.05
         (1.00, 0.98, 1.02, 0.05, "pass"),  # whole CI (even doubled) at or below 1.05
-        (0.75, 0.5, 1.0, 0.25, "pass"),  # doubled: [0.25, 1.25]; its upper end at T still passes
-        (1.75, 1.5, 2.0, 0.25, "inconclusive"),  # doubled: [1.25, 2.25]; lower end at T is not above
+        (0.75, 0.6, 0.9, 0.25, "pass"),  # doubled (log scale): [0.49, 1.10], below T = 1.25
+        (0.75, 0.5, 1.0, 0.25, "inconclusive"),  # doubled: [0.35, 1.41]; a 2x-wide CI reaches past T
+        (1.60, 1.3, 2.0, 0.25, "inconclusive"),  # doubled: [1.05, 2.48]; lower end not above T
+        (1.75, 1.5, 2.0, 0.25, "regression"),  # doubled: [1.30, 2.31], above T
         (1.05, 1.03, 1.07, 0.05, "inconclusive"),  # straddles
         (1.06, 1.02, 1.10, 0.05, "inconclusive"),  # ratio above the threshold, CI not: no failure
-        (0.83, 0.54, 1.01, 0.05, "inconclusive"),  # below, but so wide that doubled it reaches 1.25
+        (0.83, 0.54, 1.01, 0.05, "inconclusive"),  # below, but so wide that doubled it reaches 1.38
         (1.10, 1.06, 1.14, 0.05, "inconclusive"),  # above, but doubled [1.02, 1.18] is not
-        (4.95, 3.275, 7.454, 0.05, "regression"),  # wide, but far above: doubled still > 1.18
+        (4.95, 3.275, 7.454, 0.05, "regression"),  # wide, but far above: doubled still > 2.1
+        (3.72, 3.04, 7.30, 0.05, "regression"),  # seen in CI: additive doubling made it [0.91, 9.43]
+        (0.0, 0.0, 1.0, 0.05, "inconclusive"),  # a CI reaching 0 has no log scale: decides nothing
         (1.00, 0.0, math.inf, 0.05, "inconclusive"),  # no interval at all
         (1.00, float("nan"), 1.0, 0.05, "inconclusive"),
     ],
