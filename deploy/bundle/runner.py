@@ -6,7 +6,8 @@ Shipped inside every deploy bundle next to ``edgeslim_portable.py`` (edgeslim's 
 session options, ``edgeslim.runtime.portable``, copied verbatim, so a device times a model with
 the same code as ``edgeslim bench``) and ``edgeslim_images.py`` (PNG codec and preprocessing,
 ``edgeslim.deploy.bundle.images``) and ``edgeslim_backends.py`` (the onnxruntime, OpenVINO and
-TensorRT classes, ``edgeslim.deploy.bundle.runner_backends``); also importable as ``edgeslim.deploy.bundle.runner``.
+TensorRT classes and the choice among them, ``edgeslim.deploy.bundle.runner_backends``); also
+importable as ``edgeslim.deploy.bundle.runner``.
 
     python runner.py verify                      check every file against manifest.json
     python runner.py backends                    one JSON line: which runtimes can run here
@@ -66,7 +67,6 @@ CODE_EXTS = (".py", ".pyc", ".pyo", ".pyw", ".pyd", ".pyz", ".pth", ".so", ".dll
 PORTABLE = "edgeslim_portable.py"  # timing core, CPU probe, session options (edgeslim.runtime.portable)
 IMAGES = "edgeslim_images.py"  # PNG codec and preprocessing (edgeslim.deploy.bundle.images)
 BACKENDS_FILE = "edgeslim_backends.py"  # the runtime classes (edgeslim.deploy.bundle.runner_backends)
-DISABLE_ENV = "EDGESLIM_RUNNER_DISABLE"
 
 
 class RunnerError(Exception):
@@ -166,157 +166,21 @@ def load_shipped(bundle: Path, manifest: dict, name: str = PORTABLE) -> ModuleTy
 # ---------------------------------------------------------------- backends
 
 
-# The runner's backend table: name -> (import name, class in edgeslim_backends.py, install hint).
-# Adding a runtime to
-# bundles = one entry here, plus its module in edgeslim/runtime/ and its row in the provider
-# table (edgeslim/runtime/providers.py), which decides the manifest's runtime section.
-BACKENDS: dict[str, tuple[str, Any, str]] = {
-    "onnxruntime": ("onnxruntime", "OrtRunner", "pip install onnxruntime (or onnxruntime-gpu)"),
-    "openvino": ("openvino", "OvRunner", "pip install openvino"),
-    "tensorrt": ("tensorrt", "TrtRunner",
-                 "on Jetson it ships with JetPack (python3-libnvinfer); elsewhere pip install tensorrt"),
-}
-Runner = Any  # edgeslim_backends.OrtRunner | OvRunner | TrtRunner: run(x), input_shape(), name, version, precision
+def shipped_backends(bundle: Path, manifest: dict) -> ModuleType:
+    """edgeslim_backends.py: the runtime classes and the choice among them (its ``BACKENDS``
+    table is the one list of runtimes a bundle can run)."""
+    return load_shipped(bundle, manifest, BACKENDS_FILE)
 
 
-def _disabled() -> set[str]:
-    return {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
-
-
-def unavailable(name: str, bundle: Path, manifest: dict) -> str | None:
-    """Why backend ``name`` cannot run this bundle here (library missing, no engine), or None."""
-    import importlib.util
-
-    module, _, hint = BACKENDS[name]
-    if name in _disabled():
-        return f"{name} is disabled by {DISABLE_ENV}"
-    if importlib.util.find_spec(module) is None:
-        return f"{name} is not installed ({hint})"
-    if name == "tensorrt" and not (bundle / _engine_name(manifest)).is_file():
-        return f"no TensorRT engine '{_engine_name(manifest)}' yet (build it here with sh build_engine.sh)"
-    return None
-
-
-def _engine_name(manifest: dict) -> str:
-    return manifest.get("engine_file") or "model.engine"
-
-
-def runtime_section(manifest: dict) -> dict:
-    """manifest['runtime'] ({order, backends}); bundles written before it existed get the order
-    their target implies, with each runtime's defaults."""
-    sec = manifest.get("runtime")
-    if isinstance(sec, dict) and isinstance(sec.get("order"), list) and isinstance(sec.get("backends"), dict):
-        return sec
-    target = manifest.get("target") or {}
-    order = ["tensorrt", "onnxruntime"] if target.get("runner_backend") == "tensorrt" else ["onnxruntime"]
-    return {"order": order, "backends": {"onnxruntime": {"device": target.get("ort_device", "cpu")}}}
-
-
-def _config(name: str, sec: dict, args: argparse.Namespace) -> dict:
-    """The manifest's config for ``name`` with --threads/--precision applied."""
-    cfg = dict(sec["backends"].get(name) or {"backend": name})
-    if name == "onnxruntime" and not cfg.get("providers"):
-        cfg["providers"] = ["CPUExecutionProvider"]
-    if getattr(args, "threads", None):
-        cfg["threads"] = args.threads
-    want = getattr(args, "precision", None)
-    if want == "bf16" and name != "openvino":
-        raise RunnerError(f"--precision bf16 runs on openvino only, not {name}; use --backend openvino")
-    if want and name == "openvino":
-        cfg["inference_precision"] = "bf16" if want == "bf16" else "f32"
-    return cfg
-
-
-def open_runner(bundle: Path, manifest: dict, args: argparse.Namespace, pt: ModuleType) -> Runner:
-    """--backend is strict; without it the first runtime of the manifest's order that can run
-    here is used, and a fallback is said on stderr in one ``note:`` line (e.g. openvino not
-    installed: onnxruntime). A bf16 entry on a CPU without native BF16 falls back the same way:
-    to the next runtime of the order, else to openvino in fp32; only an explicit
-    ``--precision bf16`` is refused there."""
-    sec = runtime_section(manifest)
+def open_runner(bundle: Path, manifest: dict, args: argparse.Namespace, pt: ModuleType) -> Any:
+    """The runtime that runs this bundle here (``edgeslim_backends.open_runner``): --backend is
+    strict, else the first of the manifest's order that can run here, saying so when it falls back."""
+    rb = shipped_backends(bundle, manifest)
     name = getattr(args, "backend", None)
-    if name:
-        why = unavailable(name, bundle, manifest)
-        if why:
-            raise RunnerError(f"--backend {name}: {why}")
-        cfg = _config(name, sec, args)
-        why = _precision_problem(name, cfg, args, pt)
-        if why:
-            return _fall_back_to_fp32(name, bundle, manifest, cfg, pt, [why])
-        return _open(name, bundle, manifest, cfg, pt)
-    skipped: list[str] = []
-    bf16_denied: tuple[str, dict] | None = None
-    for name in [n for n in sec["order"] if n in BACKENDS]:
-        why = unavailable(name, bundle, manifest)
-        if why:
-            skipped.append(why)
-            continue
-        cfg = _config(name, sec, args)
-        why = _precision_problem(name, cfg, args, pt)
-        if why:
-            skipped.append(why)
-            bf16_denied = bf16_denied or (name, cfg)
-            continue
-        if skipped:
-            print(f"note: {'; '.join(skipped)}: running {_model_file(name, manifest)} in {name}",
-                  file=sys.stderr)
-        return _open(name, bundle, manifest, cfg, pt)
-    if bf16_denied is not None:  # nothing else runs here: the bf16 runtime itself, in fp32
-        denied_name, denied_cfg = bf16_denied
-        return _fall_back_to_fp32(denied_name, bundle, manifest, denied_cfg, pt, skipped)
-    raise RunnerError(
-        f"no runtime of this bundle ({', '.join(sec['order'])}) is importable here: {'; '.join(skipped)}; "
-        "install one, e.g. pip install numpy onnxruntime"
-    )
-
-
-def _precision_problem(name: str, cfg: dict, args: argparse.Namespace, pt: ModuleType) -> str | None:
-    """Why the manifest's precision for ``name`` cannot run natively here (None: it can).
-
-    An explicit ``--precision bf16`` is the user's demand: refused (exit 2) rather than changed."""
-    if name != "openvino" or cfg.get("inference_precision") != "bf16":
-        return None
-    native, why = pt.bf16_support(pt.cpu_features())
-    if native:
-        return None
-    if getattr(args, "precision", None) == "bf16":
-        raise RunnerError(f"precision bf16 on openvino: {why}; run with --precision fp32")
-    return f"openvino bf16 cannot run natively here ({why})"
-
-
-def _fall_back_to_fp32(name: str, bundle: Path, manifest: dict, cfg: dict, pt: ModuleType,
-                       skipped: list[str]) -> Runner:
-    print(f"note: {'; '.join(skipped)}: running {_model_file(name, manifest)} in {name} at fp32", file=sys.stderr)
-    return _open(name, bundle, manifest, {**cfg, "inference_precision": "f32", "precision": "fp32"}, pt)
-
-
-def _model_file(name: str, manifest: dict) -> str:
-    return _engine_name(manifest) if name == "tensorrt" else manifest["model"]["file"]
-
-
-def _open(name: str, bundle: Path, manifest: dict, cfg: dict, pt: ModuleType) -> Runner:
-    # the classes live in edgeslim_backends.py, loaded by path like every shipped module; they
-    # raise this runner's RunnerError (passed in), so their errors print as one line
-    cls = getattr(load_shipped(bundle, manifest, BACKENDS_FILE), BACKENDS[name][1])
-    return cls(bundle / _model_file(name, manifest), cfg, pt, RunnerError)
-
-
-def backends_report(bundle: Path, manifest: dict, pt: ModuleType) -> dict:
-    """What ``runner.py backends`` prints: each runtime's availability here, the bundle's order."""
-    from importlib import metadata
-
-    out = {}
-    for name, (module, _, _) in BACKENDS.items():
-        why = unavailable(name, bundle, manifest)
-        try:
-            version = metadata.version(module)
-        except metadata.PackageNotFoundError:  # installed under another distribution name, or not
-            version = None
-        out[name] = {"available": why is None, "reason": why, "version": version}
-    feats = pt.cpu_features()
-    return {"backends": out, "order": runtime_section(manifest)["order"],
-            "cpu": {k: v for k, v in feats.items() if v is not False},
-            "bf16_native": pt.bf16_support(feats)[0]}
+    if name and name not in rb.BACKENDS:
+        raise RunnerError(f"--backend {name} is not a runtime this bundle can use; give one of "
+                          f"{', '.join(rb.BACKENDS)}")
+    return rb.open_runner(bundle, manifest, args, pt, RunnerError)
 
 
 # ---------------------------------------------------------------- commands
@@ -394,7 +258,7 @@ def cmd_eval(bundle: Path, man: dict, args: argparse.Namespace, pt: ModuleType) 
     return 0
 
 
-def host_info(run: Runner, pt: ModuleType) -> dict:
+def host_info(run: Any, pt: ModuleType) -> dict:
     """CPU model and the flags that decide reduced precision, OS, Python and runtime versions."""
     feats = pt.cpu_features()
     info = {
@@ -444,7 +308,7 @@ def cmd_bench(bundle: Path, man: dict, args: argparse.Namespace, pt: ModuleType)
 
 
 def cmd_backends(bundle: Path, man: dict, args: argparse.Namespace, pt: ModuleType) -> int:
-    print(json.dumps(backends_report(bundle, man, pt)))
+    print(json.dumps(shipped_backends(bundle, man).backends_report(bundle, man, pt)))
     return 0
 
 
@@ -457,8 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("verify", help="check every file's sha256 against manifest.json")
     sub.add_parser("backends", help="which runtimes can run this bundle here; one JSON line")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--backend", choices=list(BACKENDS),
-                        help="runtime to use (default: the first of the manifest's runtime order installed here)")
+    common.add_argument("--backend", metavar="NAME",
+                        help="onnxruntime, openvino or tensorrt (default: the first of the manifest's runtime "
+                             "order installed here)")
     common.add_argument("--precision", choices=["fp32", "bf16"],
                         help="openvino inference precision (bf16 needs a CPU with native BF16)")
     common.add_argument("--threads", type=int, help="intra-op threads (default: the target's)")

@@ -10,8 +10,11 @@ the runner's own error class, passed in, so they print as one line with the runn
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -151,3 +154,161 @@ class TrtRunner:
         self._ok(cu.cudaMemcpyAsync(y.ctypes.data, pout, y.nbytes, d2h, self.stream))
         self._ok(cu.cudaStreamSynchronize(self.stream))
         return y
+
+
+# ---------------------------------------------------------------- selection
+# Which runtime runs a bundle here. It lives beside the classes so that adding a runtime to
+# bundles is one entry in this table and one class here, plus its module in edgeslim/runtime/
+# and its row in the provider table (edgeslim/runtime/providers.py), which decides the
+# manifest's runtime section.
+
+# name -> (import name, class in this module, install hint)
+BACKENDS: dict[str, tuple[str, str, str]] = {
+    "onnxruntime": ("onnxruntime", "OrtRunner", "pip install onnxruntime (or onnxruntime-gpu)"),
+    "openvino": ("openvino", "OvRunner", "pip install openvino"),
+    "tensorrt": ("tensorrt", "TrtRunner",
+                 "on Jetson it ships with JetPack (python3-libnvinfer); elsewhere pip install tensorrt"),
+}
+DISABLE_ENV = "EDGESLIM_RUNNER_DISABLE"
+Runner = Any  # OrtRunner | OvRunner | TrtRunner: run(x), input_shape(), name, version, precision
+
+
+def _disabled() -> set[str]:
+    return {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
+
+
+def unavailable(name: str, bundle: Path, manifest: dict) -> str | None:
+    """Why backend ``name`` cannot run this bundle here (library missing, no engine), or None."""
+    import importlib.util
+
+    module, _, hint = BACKENDS[name]
+    if name in _disabled():
+        return f"{name} is disabled by {DISABLE_ENV}"
+    if importlib.util.find_spec(module) is None:
+        return f"{name} is not installed ({hint})"
+    if name == "tensorrt" and not (bundle / _engine_name(manifest)).is_file():
+        return f"no TensorRT engine '{_engine_name(manifest)}' yet (build it here with sh build_engine.sh)"
+    return None
+
+
+def _engine_name(manifest: dict) -> str:
+    return manifest.get("engine_file") or "model.engine"
+
+
+def runtime_section(manifest: dict) -> dict:
+    """manifest['runtime'] ({order, backends}); bundles written before it existed get the order
+    their target implies, with each runtime's defaults."""
+    sec = manifest.get("runtime")
+    if isinstance(sec, dict) and isinstance(sec.get("order"), list) and isinstance(sec.get("backends"), dict):
+        return sec
+    target = manifest.get("target") or {}
+    order = ["tensorrt", "onnxruntime"] if target.get("runner_backend") == "tensorrt" else ["onnxruntime"]
+    return {"order": order, "backends": {"onnxruntime": {"device": target.get("ort_device", "cpu")}}}
+
+
+class _Chooser:
+    """One selection: the bundle, its manifest, the command line, the shipped portable module
+    and the runner's error class (so every refusal prints as the runner's one-line error)."""
+
+    def __init__(self, bundle: Path, manifest: dict, args: Any, pt: ModuleType, error: type[Exception]):
+        self.bundle, self.manifest, self.args, self.pt, self.error = bundle, manifest, args, pt, error
+        self.sec = runtime_section(manifest)
+
+    def config(self, name: str) -> dict:
+        """The manifest's config for ``name`` with --threads/--precision applied."""
+        cfg = dict(self.sec["backends"].get(name) or {"backend": name})
+        if name == "onnxruntime" and not cfg.get("providers"):
+            cfg["providers"] = ["CPUExecutionProvider"]
+        if getattr(self.args, "threads", None):
+            cfg["threads"] = self.args.threads
+        want = getattr(self.args, "precision", None)
+        if want == "bf16" and name != "openvino":
+            raise self.error(f"--precision bf16 runs on openvino only, not {name}; use --backend openvino")
+        if want and name == "openvino":
+            cfg["inference_precision"] = "bf16" if want == "bf16" else "f32"
+        return cfg
+
+    def precision_problem(self, name: str, cfg: dict) -> str | None:
+        """Why the manifest's precision for ``name`` cannot run natively here (None: it can).
+
+        An explicit ``--precision bf16`` is the user's demand: refused (exit 2) rather than changed."""
+        if name != "openvino" or cfg.get("inference_precision") != "bf16":
+            return None
+        native, why = self.pt.bf16_support(self.pt.cpu_features())
+        if native:
+            return None
+        if getattr(self.args, "precision", None) == "bf16":
+            raise self.error(f"precision bf16 on openvino: {why}; run with --precision fp32")
+        return f"openvino bf16 cannot run natively here ({why})"
+
+    def model_file(self, name: str) -> str:
+        return _engine_name(self.manifest) if name == "tensorrt" else self.manifest["model"]["file"]
+
+    def open(self, name: str, cfg: dict) -> Runner:
+        cls = globals()[BACKENDS[name][1]]
+        return cls(self.bundle / self.model_file(name), cfg, self.pt, self.error)
+
+    def fp32(self, name: str, cfg: dict, skipped: list[str]) -> Runner:
+        print(f"note: {'; '.join(skipped)}: running {self.model_file(name)} in {name} at fp32", file=sys.stderr)
+        return self.open(name, {**cfg, "inference_precision": "f32", "precision": "fp32"})
+
+    def strict(self, name: str) -> Runner:
+        why = unavailable(name, self.bundle, self.manifest)
+        if why:
+            raise self.error(f"--backend {name}: {why}")
+        cfg = self.config(name)
+        why = self.precision_problem(name, cfg)
+        return self.fp32(name, cfg, [why]) if why else self.open(name, cfg)
+
+    def first(self) -> Runner:
+        skipped: list[str] = []
+        bf16_denied: tuple[str, dict] | None = None
+        for name in [n for n in self.sec["order"] if n in BACKENDS]:
+            why = unavailable(name, self.bundle, self.manifest)
+            if why:
+                skipped.append(why)
+                continue
+            cfg = self.config(name)
+            why = self.precision_problem(name, cfg)
+            if why:
+                skipped.append(why)
+                bf16_denied = bf16_denied or (name, cfg)
+                continue
+            if skipped:
+                print(f"note: {'; '.join(skipped)}: running {self.model_file(name)} in {name}", file=sys.stderr)
+            return self.open(name, cfg)
+        if bf16_denied is not None:  # nothing else runs here: the bf16 runtime itself, in fp32
+            return self.fp32(*bf16_denied, skipped)
+        raise self.error(
+            f"no runtime of this bundle ({', '.join(self.sec['order'])}) is importable here: "
+            f"{'; '.join(skipped)}; install one, e.g. pip install numpy onnxruntime"
+        )
+
+
+def open_runner(bundle: Path, manifest: dict, args: Any, pt: ModuleType, error: type[Exception]) -> Runner:
+    """--backend is strict; without it the first runtime of the manifest's order that can run
+    here is used, and a fallback is said on stderr in one ``note:`` line (e.g. openvino not
+    installed: onnxruntime). A bf16 entry on a CPU without native BF16 falls back the same way:
+    to the next runtime of the order, else to openvino in fp32; only an explicit
+    ``--precision bf16`` is refused there."""
+    chooser = _Chooser(bundle, manifest, args, pt, error)
+    name = getattr(args, "backend", None)
+    return chooser.strict(name) if name else chooser.first()
+
+
+def backends_report(bundle: Path, manifest: dict, pt: ModuleType) -> dict:
+    """What ``runner.py backends`` prints: each runtime's availability here, the bundle's order."""
+    from importlib import metadata
+
+    out = {}
+    for name, (module, _, _) in BACKENDS.items():
+        why = unavailable(name, bundle, manifest)
+        try:
+            version = metadata.version(module)
+        except metadata.PackageNotFoundError:  # installed under another distribution name, or not
+            version = None
+        out[name] = {"available": why is None, "reason": why, "version": version}
+    feats = pt.cpu_features()
+    return {"backends": out, "order": runtime_section(manifest)["order"],
+            "cpu": {k: v for k, v in feats.items() if v is not False},
+            "bf16_native": pt.bf16_support(feats)[0]}

@@ -291,7 +291,7 @@ def remote_bench(t: SshTarget, artifact: str | Path, opts: Any) -> dict[str, Any
 
 def check_remote_backend(opts: Any) -> None:
     """The device runner runs what a bundle can ship; torch is for local measurements only."""
-    from edgeslim.deploy.bundle.runner import BACKENDS
+    from edgeslim.deploy.bundle.runner_backends import BACKENDS
 
     if opts.backend and opts.backend not in BACKENDS:
         raise InputError(f"--remote runs the bundle's runner ({', '.join(BACKENDS)}); --backend "

@@ -157,7 +157,7 @@ def check_backend(backend: str | None, remote: SshTarget | None) -> None:
     if backend is None:
         return
     if remote is not None:
-        from edgeslim.deploy.bundle.runner import BACKENDS
+        from edgeslim.deploy.bundle.runner_backends import BACKENDS
 
         ok = [b for b in BACKENDS if b != "tensorrt"]
     else:

@@ -353,6 +353,11 @@ def test_runner_falls_back_to_onnxruntime_without_openvino(bundle, tmp_path):
     assert res["backend"] == "onnxruntime" and res["accuracy"] == man["expected"]["test_accuracy"]
     r = _runner(bundle, "bench", "--backend", "openvino", "--iters", "1", python=py)
     assert r.returncode == 2 and "--backend openvino: openvino is not installed" in r.stderr
+    # a name the shipped backend table does not know: one line listing the ones it does
+    r = _runner(bundle, "bench", "--backend", "tflite", "--iters", "1", python=py)
+    err = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(err) == 1 and "--backend tflite" in err[0]
+    assert "onnxruntime, openvino, tensorrt" in err[0]
 
 
 def test_disable_knob_and_backends_report(bundle):
