@@ -30,7 +30,8 @@ def test_hang_crash_raise_and_oom_become_failed_rows(tmp_path, wait_for):
               {"source": "nets.py:Raise"},
               {"source": "nets.py:Hog", "memory_gb": 8},
               {"source": "nets.py:Small"}]
-    zoo = write_zoo(tmp_path / "zoo.yaml", models)
+    # the default exporter (dynamo): a TorchScript trace would run the Hog's real forward at export
+    zoo = write_zoo(tmp_path / "zoo.yaml", models, exporter="auto")
     r = run_zoo(zoo, "--out", "out", "--workers", "2", cwd=tmp_path, timeout=wait_for.cap_s)
     assert r.returncode == 0, r.stderr[-3000:]
     rows = by_model(tmp_path / "out")
