@@ -179,12 +179,12 @@ def test_grid_sampler_and_hyperband(write_recipe, cli, tmp_path):
 def test_tune_kill9_and_restart_keeps_finished_trials(write_recipe, tmp_path, python, wait_for, study_states):
     recipe = write_recipe(
         stages=[
-            {"stage": "finetune", "train": {"epochs": 3, "batch_size": 8, "tensorboard": False}}
+            {"stage": "finetune", "train": {"epochs": 2, "batch_size": 16, "tensorboard": False}}
         ],
         model={"source": "tinycnn", "kwargs": {"width": 8, "depth": 2}},
         name="k9",
         search={
-            "trials": 6,
+            "trials": 4,
             "sampler": "tpe",
             "pruner": "none",
             "params": {"lr": {"low": 1e-3, "high": 0.1}},
@@ -196,21 +196,21 @@ def test_tune_kill9_and_restart_keeps_finished_trials(write_recipe, tmp_path, py
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     try:
-        # Killed as soon as two trials are stored (4 still to run): mid-study on any machine.
-        wait_for(lambda: db.exists() and list(study_states(db).values()).count("COMPLETE") >= 2,
-                 "two finished trials in the study", proc)
+        # Killed as soon as one trial is stored (3 still to run): mid-study on any machine.
+        wait_for(lambda: db.exists() and "COMPLETE" in study_states(db).values(),
+                 "a finished trial in the study", proc)
         assert proc.poll() is None, "the study finished before it could be killed"
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     before = {n for n, s in study_states(db).items() if s == "COMPLETE"}
-    assert 2 <= len(before) < 6, "the kill did not land mid-study"
+    assert 1 <= len(before) < 4, "the kill did not land mid-study"
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=wait_for.cap_s)
     assert out.returncode == 0, out.stderr
     after = study_states(db)
     assert all(after[n] == "COMPLETE" for n in before), "a finished trial was lost"
-    assert list(after.values()).count("COMPLETE") == 6
-    assert "6 complete" in out.stdout
+    assert list(after.values()).count("COMPLETE") == 4
+    assert "4 complete" in out.stdout
 
 
 @pytest.mark.parametrize("name", ["tune-demo.yaml", "finetune-toolbox.yaml"])
