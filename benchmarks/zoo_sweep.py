@@ -109,9 +109,7 @@ def main() -> int:
     extra = [x for x in a.extra if x != "--"]
     wall = None if a.summary_only else run(a.zoo, out, a.workers, extra)
     sys.path.insert(0, str(ROOT))
-    from edgeslim.zoo.results import latest_by_key, read_rows
-
-    rows = list(latest_by_key(read_rows(out / "results.jsonl")).values())
+    rows = current_rows(out)
     if not rows:
         raise SystemExit(f"no rows in {out / 'results.jsonl'}")
     zoo_summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").is_file() else {}
@@ -135,6 +133,19 @@ def main() -> int:
           f"INT8 {doc['int8_pass']}/{doc['int8_models']}; failures {doc['fp32_failures_by_error_class']} "
           f"-> {path}")
     return 0
+
+
+def current_rows(out: Path) -> list[dict[str, Any]]:
+    """The latest row of each model of the zoo as last run: the models of matrix.csv. The results
+    file also keeps rows of earlier settings or versions (other keys), which would count twice."""
+    import csv
+
+    from edgeslim.zoo.results import read_rows
+
+    latest = {r["model"]: r for r in read_rows(out / "results.jsonl")}  # a later line wins
+    with open(out / "matrix.csv", newline="") as fh:
+        models = [r["model"] for r in csv.DictReader(fh)]
+    return [latest[m] for m in models if m in latest]
 
 
 def _span(rows: list[dict[str, Any]]) -> float | None:
