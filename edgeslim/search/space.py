@@ -86,6 +86,9 @@ class CompressSearch(Config):
     baseline: bool = Field(True, description="first trial: the recipe's own values of the searched keys "
                            "(those inside the space), so the front starts at what the recipe gives; "
                            "not with the grid sampler")
+    explore_bounds: bool = Field(True, description="next, one trial at each end of each numeric range "
+                                 "(other keys at the recipe's values), at most a quarter of the trials: "
+                                 "the ends of the trade-off are measured, not left to chance; not with grid")
     params: dict[str, SearchParam] = Field(default_factory=dict)
 
 
@@ -285,6 +288,25 @@ def recipe_values(raw: dict[str, Any], plan: SearchPlan) -> dict[str, Any]:
         if obj is not None and _inside(t.spec, obj):
             out[t.name] = obj
     return out
+
+
+def bound_values(raw: dict[str, Any], plan: SearchPlan) -> list[dict[str, Any]]:
+    """The trials ``explore_bounds`` queues: each end of each numeric range in turn, the other
+    keys at the recipe's values (:func:`recipe_values`), at most ``trials // 4`` of them.
+
+    Why: a sampler's first trials are random, and a 12-trial study rarely lands on a range's end,
+    which is where the fastest (most compressed) and the most accurate (least compressed)
+    artifacts usually lie; a grid visits them by construction."""
+    base = recipe_values(raw, plan)
+    out: list[dict[str, Any]] = []
+    for t in plan.targets:
+        if t.spec.type == "categorical":
+            continue
+        for end in (t.spec.low, t.spec.high):
+            v = int(end) if t.spec.type == "int" else float(end)
+            if base.get(t.name) != v and _inside(t.spec, v):
+                out.append({**base, t.name: v})
+    return out[: plan.spec.trials // 4]
 
 
 def _inside(p: SearchParam, v: Any) -> bool:

@@ -231,17 +231,22 @@ def search(recipe_path: str | Path, *, trials: int | None = None, sampler: str |
 
 def enqueue_baseline(study: Any, plan: SearchPlan, raw: dict[str, Any], reporter: Reporter) -> None:
     """A new study's first trial is the recipe as written (``search.baseline``): the front then
-    holds the point the recipe itself gives, and the sampler's trials are compared with it."""
-    from edgeslim.search.space import recipe_values
+    holds the point the recipe itself gives, and the sampler's trials are compared with it. Next
+    come the ends of each numeric range (``search.explore_bounds``, :func:`bound_values`)."""
+    from edgeslim.search.space import bound_values, recipe_values
 
-    if not plan.spec.baseline or plan.spec.sampler == "grid" or study.get_trials(deepcopy=False):
+    if plan.spec.sampler == "grid" or study.get_trials(deepcopy=False):
         return
-    values = recipe_values(raw, plan)
+    queued = []
+    values = recipe_values(raw, plan) if plan.spec.baseline else {}
     if values:
+        queued.append(("first trial = the recipe's own settings", values))
+    if plan.spec.explore_bounds:
+        queued += [("then the end of a range", v) for v in bound_values(raw, plan)]
+    for what, v in queued:
         # skip_if_exists: two workers opening a new study at once queue it once
-        study.enqueue_trial(values, skip_if_exists=True)
-        reporter.log("search: first trial = the recipe's own settings: "
-                     + " ".join(f"{k}={v}" for k, v in values.items()))
+        study.enqueue_trial(v, skip_if_exists=True)
+        reporter.log(f"search: {what}: " + " ".join(f"{k}={x}" for k, x in v.items()))
 
 
 def _with(plan: SearchPlan, **over: Any) -> CompressSearch:

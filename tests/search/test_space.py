@@ -133,3 +133,46 @@ def test_baseline_is_the_recipes_own_values_inside_the_space():
                                         "backend": "onnxruntime"}
     raw["stages"][1]["target"] = {"macs": 0.9}  # outside the searched range
     assert "target_macs" not in recipe_values(raw, plan)
+
+
+def test_bounds_are_each_range_end_with_the_recipes_other_values():
+    from edgeslim.search.space import bound_values
+
+    search = {"trials": 12, "params": {"target_macs": {"low": 0.2, "high": 0.6},
+                                       "importance": {"choices": ["l1", "l2"]}, "steps": {"low": 1, "high": 3}}}
+    raw, plan = _plan(search)
+    # the recipe gives target macs 0.5; importance and steps are unset there (sampled)
+    assert bound_values(raw, plan) == [{"target_macs": 0.2}, {"target_macs": 0.6},
+                                       {"target_macs": 0.5, "steps": 1}]  # 3 = a quarter of 12
+    raw, plan = _plan({**search, "trials": 4})
+    assert bound_values(raw, plan) == [{"target_macs": 0.2}]
+    # an end the recipe already sits on is its baseline trial, not queued again
+    stages = copy.deepcopy(BASE["stages"])
+    stages[1]["target"] = {"macs": 0.2}
+    raw, plan = _plan({**search, "trials": 40}, stages)
+    assert bound_values(raw, plan) == [{"target_macs": 0.6}, {"target_macs": 0.2, "steps": 1},
+                                       {"target_macs": 0.2, "steps": 3}]
+
+
+def test_a_new_study_queues_the_baseline_then_the_bounds_and_the_grid_queues_nothing():
+    import optuna
+
+    from edgeslim.progress import NULL
+    from edgeslim.search.study import DIRECTIONS, enqueue_baseline
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    search = {"trials": 8, "params": {"target_macs": {"low": 0.2, "high": 0.6},
+                                      "precision": {"choices": ["int8", "fp32"]}}}
+    raw, plan = _plan(search)
+    study = optuna.create_study(directions=DIRECTIONS)
+    enqueue_baseline(study, plan, raw, NULL)
+    queued = [t.system_attrs["fixed_params"] for t in study.get_trials(deepcopy=False)]
+    # the recipe's point, then the two ends of the range (8 // 4 = 2 bound trials at most)
+    assert queued == [{"target_macs": 0.5, "precision": "int8"}, {"target_macs": 0.2, "precision": "int8"},
+                      {"target_macs": 0.6, "precision": "int8"}]
+    enqueue_baseline(study, plan, raw, NULL)  # a study that has trials is resumed: nothing more
+    assert len(study.get_trials(deepcopy=False)) == 3
+    raw, plan = _plan({**search, "sampler": "grid"})
+    grid = optuna.create_study(directions=DIRECTIONS)
+    enqueue_baseline(grid, plan, raw, NULL)
+    assert not grid.get_trials(deepcopy=False)
