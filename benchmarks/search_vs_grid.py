@@ -68,6 +68,7 @@ def recipes(args: argparse.Namespace, tmp: Path) -> tuple[Path, Path]:
         if args.smoke:
             _shrink(r)
     raw["search"]["grid_points"] = args.grid_points
+    raw["search"]["explore_bounds"] = args.explore_bounds
     if args.smoke:
         raw["search"]["latency"] = {"min_time_s": 0.2}
     paths = tmp / f"{name}.yaml", tmp / f"{name}-demo.yaml"
@@ -95,6 +96,14 @@ def demo_reference(demo_path: Path, search_dir: Path, measurer: Any) -> dict[str
             "precision": res.record["final"].get("precision")}
 
 
+def study_name(method: str, seed: int, args: argparse.Namespace) -> str:
+    """One study per (sampler, seed, budget); a search study with the bound trials (the default
+    since search.explore_bounds) is named apart from one run before it, which is never resumed
+    as if it had them (the grid never queues trials)."""
+    bounds = method != "grid" and args.explore_bounds
+    return f"{method}-s{seed}-n{args.trials}" + ("-bounds" if bounds else "") + ("-smoke" if args.smoke else "")
+
+
 def run_studies(args: argparse.Namespace, path: Path) -> list[dict[str, Any]]:
     import csv
 
@@ -104,7 +113,7 @@ def run_studies(args: argparse.Namespace, path: Path) -> list[dict[str, Any]]:
     out = []
     for seed in range(args.seeds):
         for method in [*args.samplers, "grid"]:
-            study = f"{method}-s{seed}-n{args.trials}" + ("-smoke" if args.smoke else "")
+            study = study_name(method, seed, args)
             t0 = time.perf_counter()
             s = search(path, trials=args.trials, sampler=method, seed=seed, study_name=study, reporter=Reporter())
             sdir = Path(s["files"]["trials_csv"]).parent
@@ -195,6 +204,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--samplers", default="tpe", help="comma list of search samplers compared with the grid")
     ap.add_argument("--grid-points", type=int, default=3, help="levels per numeric range of the grid")
+    ap.add_argument("--no-bounds", dest="explore_bounds", action="store_false",
+                    help="search without the bound trials (search.explore_bounds: false)")
     ap.add_argument("--smoke", action="store_true", help="1-epoch training, 2 trials, 1 seed (plumbing)")
     args = ap.parse_args()
     args.samplers = [s for s in args.samplers.split(",") if s]
@@ -238,7 +249,8 @@ def main() -> None:
         "settings": {"trials": args.trials, "seeds": args.seeds, "samplers": args.samplers,
                      "grid": f"{args.grid_points} levels per numeric range x every choice; GridSampler visits "
                              "N distinct points in a seeded random order", "latency": lat.model_dump(),
-                     "threads": threads, "faster_factor": FASTER, "remeasure_tolerance": WITHIN},
+                     "threads": threads, "faster_factor": FASTER, "remeasure_tolerance": WITHIN,
+                     "baseline_trial": True, "explore_bounds": args.explore_bounds},
         "demo_reference": demo, **verdict, "remeasure": again, "studies": studies,
         "wall_s": round(time.perf_counter() - t0, 1),
     })
