@@ -43,7 +43,10 @@ class ZooSettings(Config):
     opset: int = Field(18, ge=13, le=23)
     exporter: Literal["auto", "dynamo", "torchscript"] = "auto"
     precisions: list[Literal["fp32", "int8"]] = Field(default_factory=lambda: ["fp32", "int8"])
-    int8: Literal["static", "dynamic"] = Field("static", description="static QDQ (calibrated) or dynamic INT8")
+    int8: Literal["auto", "static", "static_matmul", "dynamic"] = Field(
+        "auto", description="auto: static_matmul for a graph with attention (a Softmax node), else static; "
+        "static: QDQ on every op onnxruntime quantizes; static_matmul: QDQ on Conv/MatMul/Gemm only "
+        "(LayerNorm, Softmax, GELU and residual Adds stay float); dynamic: activations at run time")
     calibration: str | None = Field(None, description="folder of images/.npy for static INT8; default: "
                                     "synthetic shape images (labelled as such in the row)")
     calibration_samples: int = Field(32, ge=1, le=10_000)
@@ -105,7 +108,7 @@ class ZooEntry(Config):
     opset: int | None = Field(None, ge=13, le=23)
     exporter: Literal["auto", "dynamo", "torchscript"] | None = None
     precisions: list[Literal["fp32", "int8"]] | None = None
-    int8: Literal["static", "dynamic"] | None = None
+    int8: Literal["auto", "static", "static_matmul", "dynamic"] | None = None
     calibration: str | None = None
     calibration_samples: int | None = Field(None, ge=1, le=10_000)
     parity_samples: int | None = Field(None, ge=1, le=10_000)

@@ -97,3 +97,58 @@ def test_collapsed_int8_fails_even_when_inconclusive(tmp_path: Path) -> None:
     out = gate(tmp_path, w, np.zeros_like(w), x)  # an INT8 whose activations saturated to zero
     assert out["int8_agreement"] is None
     assert "INT8 error 1.000" in out["_gate"]
+
+
+def _attention_onnx(path: Path) -> Path:
+    """A one-block self-attention net (LayerNorm, MatMul, Softmax, GELU, residual Adds), exported."""
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ln, self.qkv, self.proj = nn.LayerNorm(D), nn.Linear(D, 3 * D), nn.Linear(D, D)
+            self.mlp, self.head = nn.Sequential(nn.Linear(D, 2 * D), nn.GELU(), nn.Linear(2 * D, D)), nn.Linear(D, C)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: N, tokens, D
+            q, k, v = self.qkv(self.ln(x)).chunk(3, -1)
+            x = x + self.proj(torch.softmax(q @ k.transpose(1, 2) / D**0.5, -1) @ v)
+            return self.head((x + self.mlp(x)).mean(1))
+
+    torch.manual_seed(0)
+    torch.onnx.export(Block().eval(), (torch.randn(2, 4, D),), str(path), dynamo=False, input_names=["x"],
+                      dynamic_axes={"x": {0: "N"}})
+    return path
+
+
+def _int8_ops(path: Path) -> set[str]:
+    """Op types that run on INT8 in a QDQ graph: every input from a DequantizeLinear, every output
+    into a QuantizeLinear (what onnxruntime fuses into a QLinear kernel)."""
+    import onnx
+
+    g = onnx.load(str(path)).graph
+    made_by = {o: n.op_type for n in g.node for o in n.output}
+    used_by: dict[str, list[str]] = {}
+    for n in g.node:
+        for i in n.input:
+            used_by.setdefault(i, []).append(n.op_type)
+    qdq = ("QuantizeLinear", "DequantizeLinear")
+    return {n.op_type for n in g.node if n.op_type not in qdq and n.input and n.output
+            and all(made_by.get(i) == "DequantizeLinear" for i in n.input if i in made_by)
+            and any(made_by.get(i) == "DequantizeLinear" for i in n.input)
+            and all(used_by.get(o) and set(used_by[o]) == {"QuantizeLinear"} for o in n.output)}
+
+
+def test_auto_int8_keeps_attention_float_and_quantizes_its_matmuls(tmp_path):
+    from edgeslim.compress.quantize import PtqSettings, quantize_static_qdq
+
+    att = _attention_onnx(tmp_path / "att.onnx")
+    mode, why = steps.int8_mode(att, "auto")
+    assert mode == "static_matmul" and "Softmax" in why
+    assert steps.int8_mode(matmul_onnx(tmp_path / "mm.onnx", np.ones((D, C))), "auto") == ("static", "")
+    assert steps.int8_mode(att, "static") == ("static", "")  # an explicit setting is kept
+    calib = np.random.default_rng(0).standard_normal((8, 4, D)).astype(np.float32)
+    every = _int8_ops(quantize_static_qdq(att, tmp_path / "all.onnx", calib, PtqSettings()))
+    only = _int8_ops(quantize_static_qdq(att, tmp_path / "mm.onnx", calib, PtqSettings(), op_types=steps.MATMUL_OPS))
+    assert only and only <= set(steps.MATMUL_OPS), only  # the matmuls run on INT8 ...
+    assert every - set(steps.MATMUL_OPS), every  # ... where "every op" also quantizes others
