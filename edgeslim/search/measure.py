@@ -31,6 +31,18 @@ if TYPE_CHECKING:
     from edgeslim.search.space import LatencySpec
 
 
+# ``anchor_state``: the anchor's median in a measurement over its figure when it was timed alone.
+# Far from 1, the machine is in another state than then, and interleaving cancels only load that
+# slows every kernel alike. Measured on this repo's 2-core VM: in its slow state the FP32 anchor
+# ran 1.15x slower and static-INT8 artifacts 1.5x, so an INT8 artifact's ratio moved 0.37 -> 0.49.
+# Such a measurement is retried (SETTLE_RETRIES, SETTLE_WAIT_S apart) and the attempt nearest the
+# anchor's state kept; the state is recorded beside the figure. Constants, not recipe keys: the
+# timing settings are part of every cache key.
+STATE_TOL = 0.08
+SETTLE_RETRIES = 2
+SETTLE_WAIT_S = 1.0
+
+
 def runtime_of(path: Path, backend: str | None) -> tuple[str, str | None]:
     """(runtime, precision hint) that runs ``path``: ``backend``, else the one its metadata names."""
     from edgeslim.onnxio.info import read_metadata
@@ -127,7 +139,23 @@ class Measurer:
         if anchor["sha256"] == sha:
             return {"latency_ms": anchor["ms"], "p90_ms": anchor.get("p90_ms"), "iters": anchor.get("iters"),
                     "backend": name, "vs_anchor": 1.0}
-        return {**self.against_anchor(be, x, anchor), "backend": name}
+        return {**self.settled(be, x, anchor), "backend": name}
+
+    def settled(self, be: Any, x: Any, anchor: dict[str, Any]) -> dict[str, Any]:
+        """:meth:`against_anchor`, retried while the machine is off the anchor's state (see
+        ``STATE_TOL``); the attempt nearest it is kept, with ``attempts`` and ``in_anchor_state``."""
+        import time
+
+        best: dict[str, Any] | None = None
+        for attempt in range(1, SETTLE_RETRIES + 2):
+            got = self.against_anchor(be, x, anchor)
+            if best is None or abs(got["anchor_state"] - 1) < abs(best["anchor_state"] - 1):
+                best = got
+            if abs(got["anchor_state"] - 1) <= STATE_TOL or attempt > SETTLE_RETRIES:
+                break
+            time.sleep(SETTLE_WAIT_S)
+        assert best is not None
+        return {**best, "attempts": attempt, "in_anchor_state": abs(best["anchor_state"] - 1) <= STATE_TOL}
 
     def _anchor_key(self) -> str:
         return sha256_json({"backend": self.backend, "threads": self.threads, "where": self.where(),
@@ -202,7 +230,7 @@ class Measurer:
         scale = anchor["ms"] / float(np.median(ans))
         return {"latency_ms": anchor["ms"] * ratio, "p90_ms": float(np.percentile(xs, 90)) * scale,
                 "iters": int(xs.size), "vs_anchor": ratio, "raw_median_ms": float(np.median(xs)),
-                "anchor_median_ms": float(np.median(ans))}
+                "anchor_median_ms": float(np.median(ans)), "anchor_state": float(np.median(ans)) / anchor["ms"]}
 
     def _remote(self, path: Path, name: str, prec: str | None) -> dict[str, Any]:
         from edgeslim.deploy.gate.bench import BenchOptions

@@ -3,7 +3,8 @@
 pareto.json is a JSON list of the non-dominated points, fastest first; each point:
 ``trial``, ``accuracy`` (validation top-1 of the artifact, a fraction), ``latency_ms`` (median,
 batch 1, on the target), ``latency_p90_ms``, ``latency_vs_anchor`` (its latency over the
-anchor's, timed interleaved; see ``measure.py``), ``backend`` (the runtime that ran it), ``settings``
+anchor's, timed interleaved; see ``measure.py``), ``latency_anchor_state`` (the anchor's speed then
+over its own figure: near 1, the machine was in the anchor's state), ``backend`` (the runtime that ran it), ``settings``
 (the searched values), ``artifact`` (absolute path of the ONNX), ``sha256``, ``run_dir``.
 Test accuracy is in none of them: it is measured for the picked point only (``--pick``).
 """
@@ -21,8 +22,8 @@ if TYPE_CHECKING:
     from edgeslim.search.measure import Measurer
     from edgeslim.search.space import SearchPlan
 
-POINT_KEYS = ("trial", "accuracy", "latency_ms", "latency_p90_ms", "latency_vs_anchor", "backend", "settings",
-              "artifact", "sha256", "run_dir")
+POINT_KEYS = ("trial", "accuracy", "latency_ms", "latency_p90_ms", "latency_vs_anchor", "latency_anchor_state",
+              "backend", "settings", "artifact", "sha256", "run_dir")
 
 
 def collect(study: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -37,7 +38,7 @@ def collect(study: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             else None
         rows.append({"trial": t.number, "state": t.state.name, "accuracy": t.values[0] if done else None,
                      "latency_ms": t.values[1] if done else None, "latency_vs_anchor": s.get("latency_vs_anchor"),
-                     "pareto": False,
+                     "latency_anchor_state": s.get("latency_anchor_state"), "pareto": False,
                      **{f"param_{k}": v for k, v in t.params.items()}, "backend": s.get("backend"),
                      "latency_cached": s.get("latency_cached"), "duration_s": round(dur, 2) if dur else None,
                      "artifact": t.user_attrs.get("artifact"), "sha256": s.get("sha256"),
@@ -45,7 +46,7 @@ def collect(study: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         if done:
             points.append({"trial": t.number, "accuracy": float(t.values[0]), "latency_ms": float(t.values[1]),
                            "latency_p90_ms": s.get("latency_p90_ms"), "latency_vs_anchor": s.get("latency_vs_anchor"),
-                           "backend": s.get("backend"),
+                           "latency_anchor_state": s.get("latency_anchor_state"), "backend": s.get("backend"),
                            "settings": dict(t.params), "artifact": t.user_attrs.get("artifact"),
                            "sha256": s.get("sha256"), "run_dir": t.user_attrs.get("run_dir")})
     return rows, points

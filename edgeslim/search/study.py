@@ -148,6 +148,7 @@ def score_artifact(measurer: Measurer, path: Path, recipe: Recipe, key: str | No
     lat = measurer.latency_ms(path, tuple(data.input_shape))
     return {"accuracy": float(acc["accuracy"]), "latency_ms": float(lat["latency_ms"]),
             "latency_p90_ms": lat.get("p90_ms"), "latency_vs_anchor": lat.get("vs_anchor"),
+            "latency_anchor_state": lat.get("anchor_state"),
             "backend": lat["backend"], "evaluated_on": acc["evaluated_on"],
             "sha256": acc["sha256"], "latency_cached": lat["cached"], "where": lat["where"]}
 

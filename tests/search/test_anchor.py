@@ -92,3 +92,37 @@ def test_a_missing_anchor_file_is_one_clear_error(tmp_path: Path, files) -> None
     (tmp_path / "cache" / m.anchor()["onnx"]).unlink()
     with pytest.raises(InputError, match="is missing: this study's latencies are relative to it"):
         m.latency_ms(slow, (D,))
+
+
+class _StatefulMachine(Measurer):
+    """The machine's state is the one thing outside the product: each measurement's anchor state
+    comes from a script (what a VM whose neighbour starts and stops would give), the rest is real."""
+
+    def __init__(self, *a, states: list[float], **kw) -> None:
+        super().__init__(*a, **kw)
+        self.states, self.calls = list(states), 0
+
+    def against_anchor(self, be, x, anchor):
+        got = super().against_anchor(be, x, anchor)
+        state = self.states[min(self.calls, len(self.states) - 1)]
+        self.calls += 1
+        return {**got, "anchor_state": state, "vs_anchor": got["vs_anchor"] * state}
+
+
+def test_a_measurement_off_the_anchors_state_is_retried_and_recorded(tmp_path: Path, files, monkeypatch) -> None:
+    import edgeslim.search.measure as M
+
+    monkeypatch.setattr(M, "SETTLE_WAIT_S", 0.0)
+    fast, slow = files
+    m = _StatefulMachine(tmp_path / "cache", FAST, threads=1, states=[1.3, 1.02])
+    m.latency_ms(fast, (D,))  # the anchor
+    b = m.latency_ms(slow, (D,))
+    assert m.calls == 2 and b["attempts"] == 2 and b["in_anchor_state"] and b["anchor_state"] == 1.02
+    # stuck in another state: SETTLE_RETRIES more tries, the nearest kept and flagged
+    m2 = _StatefulMachine(tmp_path / "cache2", FAST, threads=1, states=[1.4, 1.25, 1.3])
+    m2.latency_ms(fast, (D,))
+    c = m2.latency_ms(slow, (D,))
+    assert m2.calls == 1 + M.SETTLE_RETRIES and c["attempts"] == 1 + M.SETTLE_RETRIES
+    assert c["anchor_state"] == 1.25 and not c["in_anchor_state"]
+    recs = [json.loads(f.read_text()) for f in (tmp_path / "cache2").glob("*.latency-*.json")]
+    assert [r.get("anchor_state") for r in recs if r["sha256"] == c["sha256"]] == [1.25]  # cached with it
