@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     over.add_argument("--backend", help="latency backends, comma-separated (default onnxruntime)")
     over.add_argument("--precisions", help="fp32 or fp32,int8 (default)")
     over.add_argument("--int8", choices=("auto", "static", "static_matmul", "dynamic"),
-                      help="auto (default: static QDQ; only the matmuls of a net with attention), static, "
+                      help="auto (default: static QDQ; only the weight layers of a net with attention), static, "
                            "static_matmul or dynamic INT8")
     over.add_argument("--calibration", help="folder of images/.npy for static INT8 (default: synthetic images)")
     over.add_argument("--input-size", type=int, help="image side (default: each source's own)")

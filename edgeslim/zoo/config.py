@@ -45,8 +45,9 @@ class ZooSettings(Config):
     precisions: list[Literal["fp32", "int8"]] = Field(default_factory=lambda: ["fp32", "int8"])
     int8: Literal["auto", "static", "static_matmul", "dynamic"] = Field(
         "auto", description="auto: static_matmul for a graph with attention (a Softmax node), else static; "
-        "static: QDQ on every op onnxruntime quantizes; static_matmul: QDQ on Conv/MatMul/Gemm only "
-        "(LayerNorm, Softmax, GELU and residual Adds stay float); dynamic: activations at run time")
+        "static: QDQ on every op onnxruntime quantizes; static_matmul: QDQ on the weight layers only "
+        "(Conv/MatMul/Gemm with a constant input; attention, norms, GELU, Adds stay float); dynamic: "
+        "activations at run time")
     calibration: str | None = Field(None, description="folder of images/.npy for static INT8; default: "
                                     "synthetic shape images (labelled as such in the row)")
     calibration_samples: int = Field(32, ge=1, le=10_000)

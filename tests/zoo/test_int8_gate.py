@@ -121,9 +121,9 @@ def _attention_onnx(path: Path) -> Path:
     return path
 
 
-def _int8_ops(path: Path) -> set[str]:
-    """Op types that run on INT8 in a QDQ graph: every input from a DequantizeLinear, every output
-    into a QuantizeLinear (what onnxruntime fuses into a QLinear kernel)."""
+def _int8_nodes(path: Path) -> dict[str, str]:
+    """Nodes that run on INT8 in a QDQ graph (name -> op type): every input from a DequantizeLinear,
+    every output into a QuantizeLinear (what onnxruntime fuses into a QLinear kernel)."""
     import onnx
 
     g = onnx.load(str(path)).graph
@@ -133,13 +133,15 @@ def _int8_ops(path: Path) -> set[str]:
         for i in n.input:
             used_by.setdefault(i, []).append(n.op_type)
     qdq = ("QuantizeLinear", "DequantizeLinear")
-    return {n.op_type for n in g.node if n.op_type not in qdq and n.input and n.output
+    return {n.name: n.op_type for n in g.node if n.op_type not in qdq and n.input and n.output
             and all(made_by.get(i) == "DequantizeLinear" for i in n.input if i in made_by)
             and any(made_by.get(i) == "DequantizeLinear" for i in n.input)
             and all(used_by.get(o) and set(used_by[o]) == {"QuantizeLinear"} for o in n.output)}
 
 
-def test_auto_int8_keeps_attention_float_and_quantizes_its_matmuls(tmp_path):
+def test_auto_int8_quantizes_only_the_weight_layers_of_an_attention_net(tmp_path):
+    import onnx
+
     from edgeslim.compress.quantize import PtqSettings, quantize_static_qdq
 
     att = _attention_onnx(tmp_path / "att.onnx")
@@ -147,8 +149,12 @@ def test_auto_int8_keeps_attention_float_and_quantizes_its_matmuls(tmp_path):
     assert mode == "static_matmul" and "Softmax" in why
     assert steps.int8_mode(matmul_onnx(tmp_path / "mm.onnx", np.ones((D, C))), "auto") == ("static", "")
     assert steps.int8_mode(att, "static") == ("static", "")  # an explicit setting is kept
+    layers = steps.weight_layers(att)
+    g = onnx.load(str(att)).graph
+    act_x_act = [n.name for n in g.node if n.op_type == "MatMul" and n.name not in layers]
+    assert layers and act_x_act  # q @ k^T and attn @ v have no weight: not among the layers
     calib = np.random.default_rng(0).standard_normal((8, 4, D)).astype(np.float32)
-    every = _int8_ops(quantize_static_qdq(att, tmp_path / "all.onnx", calib, PtqSettings()))
-    only = _int8_ops(quantize_static_qdq(att, tmp_path / "mm.onnx", calib, PtqSettings(), op_types=steps.MATMUL_OPS))
-    assert only and only <= set(steps.MATMUL_OPS), only  # the matmuls run on INT8 ...
-    assert every - set(steps.MATMUL_OPS), every  # ... where "every op" also quantizes others
+    every = _int8_nodes(quantize_static_qdq(att, tmp_path / "all.onnx", calib, PtqSettings()))
+    only = _int8_nodes(quantize_static_qdq(att, tmp_path / "w.onnx", calib, PtqSettings(), only=layers))
+    assert only and set(only) <= set(layers), only  # the weight layers run on INT8, nothing else
+    assert set(every) - set(layers), every  # where "every op" also quantizes the rest
