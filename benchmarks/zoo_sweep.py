@@ -136,16 +136,12 @@ def main() -> int:
 
 
 def current_rows(out: Path) -> list[dict[str, Any]]:
-    """The latest row of each model of the zoo as last run: the models of matrix.csv. The results
-    file also keeps rows of earlier settings or versions (other keys), which would count twice."""
-    import csv
-
+    """The latest row of each model in the results file: a model rerun with other settings (e.g.
+    ``--redo --only`` after a change) counts once, with its newest row."""
     from edgeslim.zoo.results import read_rows
 
     latest = {r["model"]: r for r in read_rows(out / "results.jsonl")}  # a later line wins
-    with open(out / "matrix.csv", newline="") as fh:
-        models = [r["model"] for r in csv.DictReader(fh)]
-    return [latest[m] for m in models if m in latest]
+    return list(latest.values())
 
 
 def _span(rows: list[dict[str, Any]]) -> float | None:
