@@ -210,7 +210,7 @@ def search(recipe_path: str | Path, *, trials: int | None = None, sampler: str |
     search_dir.mkdir(parents=True, exist_ok=True)
     url = spec.storage or f"sqlite:///{search_dir.resolve() / 'study.db'}"
     study = open_study(optuna, spec, name, url, seed_)
-    enqueue_baseline(study, plan, raw, reporter)
+    enqueue_first_trials(study, plan, raw, reporter)
     if pick is not None and trials is None:
         from edgeslim.tune.workers import counts
 
@@ -230,7 +230,7 @@ def search(recipe_path: str | Path, *, trials: int | None = None, sampler: str |
     return summary
 
 
-def enqueue_baseline(study: Any, plan: SearchPlan, raw: dict[str, Any], reporter: Reporter) -> None:
+def enqueue_first_trials(study: Any, plan: SearchPlan, raw: dict[str, Any], reporter: Reporter) -> None:
     """A new study's first trial is the recipe as written (``search.baseline``): the front then
     holds the point the recipe itself gives, and the sampler's trials are compared with it. Next
     come the ends of each numeric range (``search.explore_bounds``, :func:`bound_values`)."""

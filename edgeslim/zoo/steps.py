@@ -175,11 +175,10 @@ def int8(ctx: dict[str, Any]) -> dict[str, Any]:
         src = preprocess(src, pre)
     except StageError as exc:  # onnxruntime's optimizer gave up: quantize the graph as exported
         notes.append(f"pre-processing skipped: {str(exc)[:160]}")
-    mode, why = int8_mode(src, s["int8"])
+    mode, why, only = int8_plan(src, s["int8"])
     if why:
         notes.append(why)
     try:
-        only = weight_layers(src) if mode == "static_matmul" else None
         quantize_static_qdq(src, dst, calib, PtqSettings(), only=only)
     finally:
         pre.unlink(missing_ok=True)
@@ -187,34 +186,26 @@ def int8(ctx: dict[str, Any]) -> dict[str, Any]:
     return {"int8_mode": mode, "int8_calibration": label, "int8_notes": "; ".join(notes)}
 
 
-# What static_matmul quantizes: the layers that hold weights (Conv, MatMul, Gemm with a constant
-# input), which hold the MACs. Attention's activation x activation MatMuls, Softmax, LayerNorm,
-# GELU and the residual Adds stay float: MinMax ranges on them (outliers of a few channels) cost
-# ViTs their output scale. deit_tiny at 224, same calibration: every op quantized 1.02 of
-# max|FP32|; every Conv/MatMul/Gemm 0.25; the weight layers only 0.06.
-MATMUL_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
-
-
-def weight_layers(path: Path) -> list[str]:
-    """Names of the Conv/MatMul/Gemm nodes with a constant input (an initializer or a Constant)."""
+# What static_matmul quantizes: the weight layers (compress.quantize.weight_layers: Conv, MatMul,
+# Gemm with a constant input), which hold the MACs. Attention's activation x activation MatMuls,
+# Softmax, LayerNorm, GELU and the residual Adds stay float: MinMax ranges on them (outliers of a
+# few channels) cost ViTs their output scale. deit_tiny at 224, same calibration: every op
+# quantized 1.02 of max|FP32|; every Conv/MatMul/Gemm 0.25; the weight layers only 0.06.
+def int8_plan(path: Path, setting: str) -> tuple[str, str, list[str] | None]:
+    """(static | static_matmul, why, the nodes to quantize or None for every op) for the zoo's
+    ``int8`` setting on this graph, read once: ``auto`` picks static_matmul where the graph has
+    attention (a Softmax node), static elsewhere."""
+    if setting == "static":
+        return "static", "", None
     import onnx
+
+    from edgeslim.compress.quantize import weight_layers
 
     g = onnx.load(str(path), load_external_data=False).graph
-    consts = {i.name for i in g.initializer} | {o for n in g.node if n.op_type == "Constant" for o in n.output}
-    return [n.name for n in g.node if n.op_type in MATMUL_OPS and n.name and any(i in consts for i in n.input)]
-
-
-def int8_mode(path: Path, setting: str) -> tuple[str, str]:
-    """(static | static_matmul, why) for the zoo's ``int8`` setting on this graph: ``auto`` picks
-    static_matmul where the graph has attention (a Softmax node), static elsewhere."""
-    if setting != "auto":
-        return setting, ""
-    import onnx
-
-    ops = {n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node}
-    if "Softmax" in ops:
-        return "static_matmul", "auto: attention (Softmax) in the graph: only its weight layers quantized"
-    return "static", ""
+    if setting == "auto" and "Softmax" not in {n.op_type for n in g.node}:
+        return "static", "", None
+    why = "auto: attention (Softmax) in the graph: only its weight layers quantized" if setting == "auto" else ""
+    return "static_matmul", why, weight_layers(g)
 
 
 def _calibration(ctx: dict[str, Any]) -> tuple[np.ndarray, str]:

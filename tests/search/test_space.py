@@ -158,21 +158,21 @@ def test_a_new_study_queues_the_baseline_then_the_bounds_and_the_grid_queues_not
     import optuna
 
     from edgeslim.progress import NULL
-    from edgeslim.search.study import DIRECTIONS, enqueue_baseline
+    from edgeslim.search.study import DIRECTIONS, enqueue_first_trials
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     search = {"trials": 8, "params": {"target_macs": {"low": 0.2, "high": 0.6},
                                       "precision": {"choices": ["int8", "fp32"]}}}
     raw, plan = _plan(search)
     study = optuna.create_study(directions=DIRECTIONS)
-    enqueue_baseline(study, plan, raw, NULL)
+    enqueue_first_trials(study, plan, raw, NULL)
     queued = [t.system_attrs["fixed_params"] for t in study.get_trials(deepcopy=False)]
     # the recipe's point, then the two ends of the range (8 // 4 = 2 bound trials at most)
     assert queued == [{"target_macs": 0.5, "precision": "int8"}, {"target_macs": 0.2, "precision": "int8"},
                       {"target_macs": 0.6, "precision": "int8"}]
-    enqueue_baseline(study, plan, raw, NULL)  # a study that has trials is resumed: nothing more
+    enqueue_first_trials(study, plan, raw, NULL)  # a study that has trials is resumed: nothing more
     assert len(study.get_trials(deepcopy=False)) == 3
     raw, plan = _plan({**search, "sampler": "grid"})
     grid = optuna.create_study(directions=DIRECTIONS)
-    enqueue_baseline(grid, plan, raw, NULL)
+    enqueue_first_trials(grid, plan, raw, NULL)
     assert not grid.get_trials(deepcopy=False)

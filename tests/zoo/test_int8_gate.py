@@ -145,11 +145,11 @@ def test_auto_int8_quantizes_only_the_weight_layers_of_an_attention_net(tmp_path
     from edgeslim.compress.quantize import PtqSettings, quantize_static_qdq
 
     att = _attention_onnx(tmp_path / "att.onnx")
-    mode, why = steps.int8_mode(att, "auto")
+    mode, why, layers = steps.int8_plan(att, "auto")
     assert mode == "static_matmul" and "Softmax" in why
-    assert steps.int8_mode(matmul_onnx(tmp_path / "mm.onnx", np.ones((D, C))), "auto") == ("static", "")
-    assert steps.int8_mode(att, "static") == ("static", "")  # an explicit setting is kept
-    layers = steps.weight_layers(att)
+    assert steps.int8_plan(matmul_onnx(tmp_path / "mm.onnx", np.ones((D, C))), "auto") == ("static", "", None)
+    assert steps.int8_plan(att, "static") == ("static", "", None)  # an explicit setting is kept
+    assert steps.int8_plan(att, "static_matmul") == ("static_matmul", "", layers)
     g = onnx.load(str(att)).graph
     act_x_act = [n.name for n in g.node if n.op_type == "MatMul" and n.name not in layers]
     assert layers and act_x_act  # q @ k^T and attn @ v have no weight: not among the layers
