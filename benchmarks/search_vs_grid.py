@@ -156,7 +156,6 @@ def remeasure(studies: list[dict[str, Any]], demo: dict[str, Any], measurer: Any
     """Every Pareto point's artifact (and the demo's): accuracy again, and latency timed again
     against the studies' anchor exactly as the search timed it; compared as ratios to the anchor."""
     from edgeslim.data import build_data
-    from edgeslim.fsutil import sha256_file
     from edgeslim.measure import evaluate
     from edgeslim.recipe import load_recipe
     from edgeslim.runtime.timing import make_input
@@ -175,7 +174,7 @@ def remeasure(studies: list[dict[str, Any]], demo: dict[str, Any], measurer: Any
     for key, p in arts.items():
         be, name = open_runtime(Path(p["artifact"]), None, measurer.threads)
         acc = evaluate(be, data, "val", recipe.data.batch_size)["top1"]
-        same = anchor["sha256"] == sha256_file(p["artifact"])
+        same = anchor["sha256"] == p["sha256"]  # hashed when it was scored
         t = {"vs_anchor": 1.0, "anchor_state": 1.0, "in_anchor_state": True} if same else \
             measurer.settled(be, x, anchor)
         ratio_search = p.get("latency_vs_anchor") or p["latency_ms"] / anchor["ms"]
